@@ -1,0 +1,25 @@
+# aperflow: aperture photometry of astronomical images.
+# Thin on purpose: the config is validated once, the rules live in workflow/rules/, and all
+# real work is done by the aperflow package (src/aperflow/).
+from snakemake.utils import min_version
+
+min_version("8.20")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/demo.smk"
+include: "workflow/rules/inventory.smk"
+include: "workflow/rules/field.smk"
+include: "workflow/rules/standard.smk"
+include: "workflow/rules/timeseries.smk"
+include: "workflow/rules/forced.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        get_final_output,
+    default_target: True

@@ -1,0 +1,33 @@
+"""Logging for workflow jobs: one log file per job, warnings included."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Sequence
+
+__all__ = ["job_logger"]
+
+
+def job_logger(logfiles: str | Sequence[str] | None, name: str = "aperflow") -> logging.Logger:
+    """Send the ``aperflow`` loggers and Python warnings to the job's log file.
+
+    Parameters
+    ----------
+    logfiles : str or sequence of str or None
+        Snakemake's ``log`` (the first entry is used); None logs to stderr.
+    name : str
+        Name of the returned logger (a child of ``aperflow``).
+    """
+    if logfiles is not None and not isinstance(logfiles, str):
+        logfiles = logfiles[0] if len(logfiles) else None
+    handler = logging.FileHandler(logfiles, mode="w") if logfiles else logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("aperflow")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    logging.captureWarnings(True)
+    wlog = logging.getLogger("py.warnings")
+    wlog.handlers[:] = [handler]
+    warnings.simplefilter("default")
+    return logging.getLogger(name if name.startswith("aperflow") else f"aperflow.{name}")

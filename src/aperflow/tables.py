@@ -1,0 +1,107 @@
+"""Output tables and files: atomic writers and reproducible metadata.
+
+Every table aperflow writes is an astropy Table with units, written as ECSV (and Parquet
+for the big per-source and per-frame tables) through a temporary file in the same folder
+that is renamed into place, so a job killed mid-write never leaves a partial output.
+Metadata holds only values that are the same on every rerun (software versions, config
+values, input file names): two runs give byte-identical files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+from astropy.table import Table
+
+__all__ = [
+    "atomic_path",
+    "provenance",
+    "read_table",
+    "write_fits",
+    "write_table",
+    "write_text",
+]
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
+
+    The temporary file keeps the final suffix so writers that infer the format from the
+    name still work. On an exception the temporary file is removed and ``path`` untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = "".join(path.suffixes) or ".tmp"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    os.unlink(tmp)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def provenance(**values) -> dict:
+    """Metadata for an output: aperflow/numpy/astropy/photutils versions plus ``values``."""
+    import astropy
+    import photutils
+
+    from aperflow import __version__
+
+    meta = {
+        "software": {
+            "aperflow": __version__,
+            "numpy": np.__version__,
+            "astropy": astropy.__version__,
+            "photutils": photutils.__version__,
+        }
+    }
+    meta.update(values)
+    return meta
+
+
+def write_table(table: Table, path: str | Path, parquet: str | Path | None = None) -> None:
+    """Write ``table`` as ECSV at ``path`` (and as Parquet at ``parquet``), atomically."""
+    with atomic_path(path) as tmp:
+        table.write(tmp, format="ascii.ecsv", overwrite=True)
+    if parquet is not None:
+        with atomic_path(parquet) as tmp:
+            _parquet_safe(table).write(tmp, format="parquet", overwrite=True)
+
+
+def _parquet_safe(table: Table) -> Table:
+    """Parquet cannot store object columns or nested metadata values astropy rejects."""
+    out = Table(table, copy=False)
+    for name in out.colnames:
+        if out[name].dtype.kind == "O":
+            out[name] = [str(v) for v in out[name]]
+    return out
+
+
+def read_table(path: str | Path) -> Table:
+    """Read an ECSV or Parquet table written by :func:`write_table`."""
+    path = str(path)
+    fmt = "parquet" if path.endswith(".parquet") else "ascii.ecsv"
+    return Table.read(path, format=fmt)
+
+
+def write_fits(hdus: fits.HDUList, path: str | Path) -> None:
+    """Write a FITS file atomically (checksums off, no DATE card: reruns are identical)."""
+    with atomic_path(path) as tmp:
+        hdus.writeto(tmp, overwrite=True, output_verify="silentfix")
+
+
+def write_text(text: str, path: str | Path) -> None:
+    """Write a text file atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)

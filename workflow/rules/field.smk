@@ -1,0 +1,1 @@
+# field mode: rules are added by its issue.

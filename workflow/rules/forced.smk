@@ -1,0 +1,1 @@
+# forced mode: rules are added by its issue.

@@ -1,0 +1,16 @@
+# Every input header read once; unreadable files get an error row and are left out.
+
+
+checkpoint inventory:
+    input:
+        images=sorted({p for ds in DATASETS.values() for p in ds.images.values()}),
+    output:
+        table="results/inventory.ecsv",
+    params:
+        datasets={name: ds.mode for name, ds in DATASETS.items()},
+    log:
+        "logs/inventory.log",
+    benchmark:
+        "logs/benchmarks/inventory.tsv"
+    script:
+        "../scripts/inventory.py"

@@ -1,0 +1,1 @@
+# report mode: rules are added by its issue.

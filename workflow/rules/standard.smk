@@ -1,0 +1,1 @@
+# standard mode: rules are added by its issue.

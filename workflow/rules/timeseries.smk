@@ -1,0 +1,1 @@
+# timeseries mode: rules are added by its issue.
