@@ -1,0 +1,375 @@
+"""Sky background of a whole image: a global level or a 2-D map, with its RMS.
+
+Two methods, as in seed 000:
+
+``global``
+    One level for the image: the DAOPHOT MMM mode (``3 median - 2 mean`` of the
+    sigma-clipped pixels) or the sigma-clipped median; the RMS is the MAD-based or the
+    clipped standard deviation. Right for small, flat images.
+``2d``
+    :class:`photutils.background.Background2D`: the image is cut into boxes of
+    ``box_size`` pixels, each box gets a sigma-clipped estimate, the low-resolution map is
+    median-filtered over ``filter_size`` boxes and interpolated back to full resolution.
+
+Both leave out masked pixels (``mask``: bad pixels and NaN) and, with ``source_mask``,
+the pixels of sources found above the first-pass background (detected at ``nsigma``,
+``npixels`` connected, dilated by ``dilate`` pixels) before a second pass. A 2-D
+estimate that cannot be made (too few good boxes) falls back to the global one and says
+so in :attr:`Background.note`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+from astropy.stats import SigmaClip, mad_std, sigma_clipped_stats
+
+__all__ = ["Background", "estimate_background", "source_mask"]
+
+log = logging.getLogger("aperflow.background")
+
+_ESTIMATORS = ("median", "mmm", "mean", "sextractor", "biweight", "mode")
+_RMS_ESTIMATORS = ("std", "mad_std", "biweight")
+
+
+@dataclass
+class Background:
+    """A background estimate of one image.
+
+    Attributes
+    ----------
+    background : ndarray
+        Background level per pixel (same shape and unit as the image).
+    rms : ndarray
+        Background noise (1-sigma per pixel) per pixel.
+    median : float
+        Median of the background map (the level for the global method).
+    std : float
+        Median of the RMS map (the global RMS for the global method).
+    method : str
+        The method actually used (``"2d"`` or ``"global"``).
+    note : str
+        How the estimate was made (and why it fell back, when it did).
+    options : dict
+        The options that shaped it (for table metadata).
+    """
+
+    background: np.ndarray
+    rms: np.ndarray
+    median: float
+    std: float
+    method: str = "global"
+    note: str = ""
+    options: dict = field(default_factory=dict)
+
+
+def _estimators(estimator: str, rms_estimator: str, sigma_clip: SigmaClip):
+    from photutils import background as pb
+
+    if estimator not in _ESTIMATORS:
+        raise ValueError(f"background estimator {estimator!r} is not one of {_ESTIMATORS}")
+    if rms_estimator not in _RMS_ESTIMATORS:
+        raise ValueError(f"background rms estimator {rms_estimator!r} not in {_RMS_ESTIMATORS}")
+    bkg = {
+        "median": pb.MedianBackground,
+        "mmm": pb.MMMBackground,
+        "mode": pb.ModeEstimatorBackground,
+        "mean": pb.MeanBackground,
+        "sextractor": pb.SExtractorBackground,
+        "biweight": pb.BiweightLocationBackground,
+    }[estimator](sigma_clip=sigma_clip)
+    rms = {
+        "std": pb.StdBackgroundRMS,
+        "mad_std": pb.MADStdBackgroundRMS,
+        "biweight": pb.BiweightScaleBackgroundRMS,
+    }[rms_estimator](sigma_clip=sigma_clip)
+    return bkg, rms
+
+
+def _global(data, good, estimator, rms_estimator, sigma, maxiters):
+    values = np.asarray(data)[good]
+    if values.size == 0:
+        raise ValueError("no unmasked finite pixel to estimate the background from")
+    mean, median, std = sigma_clipped_stats(values, sigma=sigma, maxiters=maxiters)
+    if estimator == "mmm":
+        # DAOPHOT MMM: mode = 3 median - 2 mean of the clipped pixels.
+        level = 3.0 * median - 2.0 * mean
+    elif estimator == "mean":
+        level = mean
+    elif estimator == "median":
+        level = median
+    else:
+        clip = SigmaClip(sigma=sigma, maxiters=maxiters)
+        level = float(_estimators(estimator, "std", clip)[0].calc_background(values))
+    if rms_estimator == "mad_std":
+        rms = mad_std(values)
+    elif rms_estimator == "biweight":
+        from astropy.stats import biweight_scale
+
+        rms = biweight_scale(values)
+    else:
+        rms = std
+    return float(level), float(rms)
+
+
+def _two_d(
+    data,
+    bad,
+    coverage_mask,
+    box_size,
+    filter_size,
+    sigma,
+    maxiters,
+    estimator,
+    rms_estimator,
+    exclude_percentile,
+    fill_value,
+):
+    from photutils.background import Background2D
+
+    ny, nx = data.shape
+    box = np.atleast_1d(box_size).astype(int)
+    box = (min(int(box[0]), ny), min(int(box[-1]), nx))
+    clip = SigmaClip(sigma=sigma, maxiters=maxiters)
+    bkg_est, rms_est = _estimators(estimator, rms_estimator, clip)
+    cov = None if coverage_mask is None else np.asarray(coverage_mask, dtype=bool)
+    mask = bad if cov is None else bad & ~cov  # coverage pixels are masked separately
+    result = Background2D(
+        data,
+        box,
+        mask=mask,
+        coverage_mask=cov,
+        fill_value=fill_value,
+        exclude_percentile=exclude_percentile,
+        filter_size=tuple(np.broadcast_to(np.atleast_1d(filter_size), 2).astype(int)),
+        sigma_clip=clip,
+        bkg_estimator=bkg_est,
+        bkg_rms_estimator=rms_est,
+    )
+    return (
+        np.asarray(result.background, dtype=data.dtype),
+        np.asarray(result.background_rms, dtype=data.dtype),
+        float(result.background_median),
+        float(result.background_rms_median),
+    )
+
+
+def source_mask(
+    data,
+    background,
+    rms,
+    mask=None,
+    nsigma: float = 2.0,
+    npixels: int = 5,
+    dilate: float = 5.0,
+) -> np.ndarray:
+    """Pixels of sources: connected groups of ``npixels`` above ``nsigma`` RMS, dilated.
+
+    Parameters
+    ----------
+    data, background, rms : ndarray
+        The image, a first background estimate and its RMS (arrays or scalars).
+    mask : ndarray of bool, optional
+        Pixels to ignore (True = bad).
+    nsigma : float
+        Detection threshold above the background in units of the RMS.
+    npixels : int
+        Minimum number of connected pixels of a source.
+    dilate : float
+        Radius in pixels of the circular footprint the source pixels are dilated by
+        (catches the PSF wings); 0 for none.
+
+    Returns
+    -------
+    ndarray of bool
+        True on source pixels.
+    """
+    from photutils.segmentation import detect_sources
+    from photutils.utils import circular_footprint
+
+    residual = np.asarray(data, dtype=float) - background
+    threshold = nsigma * np.broadcast_to(rms, residual.shape)
+    bad = ~np.isfinite(residual) if mask is None else (np.asarray(mask) | ~np.isfinite(residual))
+    segm = detect_sources(np.where(bad, 0.0, residual), threshold, int(npixels), mask=bad)
+    if segm is None:
+        return np.zeros(residual.shape, dtype=bool)
+    if dilate and dilate > 0:
+        return segm.make_source_mask(footprint=circular_footprint(float(dilate)))
+    return segm.data > 0
+
+
+def estimate_background(
+    data,
+    mask=None,
+    method: str = "2d",
+    *,
+    box_size: int | tuple[int, int] = 64,
+    filter_size: int | tuple[int, int] = 3,
+    sigma: float = 3.0,
+    maxiters: int = 10,
+    estimator: str = "median",
+    rms_estimator: str = "mad_std",
+    exclude_percentile: float = 10.0,
+    coverage_mask=None,
+    fill_value: float = 0.0,
+    mask_sources: bool = False,
+    source_nsigma: float = 2.0,
+    source_npixels: int = 5,
+    source_dilate: float = 5.0,
+) -> Background:
+    """Estimate the sky background and its RMS of an image.
+
+    Parameters
+    ----------
+    data : ndarray
+        The image (NaN pixels are left out).
+    mask : ndarray of bool, optional
+        True where a pixel must not be used (bad pixels).
+    method : {"2d", "global"}
+        A 2-D map (:class:`~photutils.background.Background2D`) or one global level.
+    box_size, filter_size : int or (int, int)
+        Box size in pixels (clipped to the image) and median-filter size in boxes (2-D).
+    sigma, maxiters : float, int
+        Sigma clipping of the pixels of each box (2-D) or of the image (global).
+    estimator : {"median", "mmm", "mean", "sextractor", "biweight", "mode"}
+        Level estimator of the clipped pixels; ``mmm`` is DAOPHOT's ``3 median - 2 mean``.
+    rms_estimator : {"std", "mad_std", "biweight"}
+        Noise estimator of the clipped pixels.
+    exclude_percentile : float
+        2-D: boxes with more than this percentage of masked pixels are left out.
+    coverage_mask : ndarray of bool, optional
+        2-D: True outside the footprint (no data); those pixels get ``fill_value``.
+    fill_value : float
+        Background and RMS value given to ``coverage_mask`` pixels.
+    mask_sources : bool
+        Run twice: mask the pixels of sources found above the first estimate
+        (:func:`source_mask` with ``source_nsigma``, ``source_npixels``,
+        ``source_dilate``) and estimate again.
+
+    Returns
+    -------
+    Background
+
+    Raises
+    ------
+    ValueError
+        When ``method`` or an estimator name is unknown, or no pixel is usable.
+    """
+    data = np.asarray(data)
+    if data.ndim != 2:
+        raise ValueError(f"background needs a 2-D image, got shape {data.shape}")
+    if method not in ("2d", "global"):
+        raise ValueError(f"background method {method!r} is not '2d' or 'global'")
+    bad = ~np.isfinite(data)
+    if mask is not None:
+        bad |= np.asarray(mask, dtype=bool)
+    if coverage_mask is not None:
+        bad |= np.asarray(coverage_mask, dtype=bool)
+    if bad.all():
+        raise ValueError("every pixel is masked or not finite: no background can be estimated")
+    options = {
+        "method": method,
+        "box_size": box_size,
+        "filter_size": filter_size,
+        "sigma": sigma,
+        "maxiters": maxiters,
+        "estimator": estimator,
+        "rms_estimator": rms_estimator,
+        "exclude_percentile": exclude_percentile,
+        "mask_sources": mask_sources,
+    }
+    result = _estimate(
+        data,
+        bad,
+        method,
+        coverage_mask,
+        box_size,
+        filter_size,
+        sigma,
+        maxiters,
+        estimator,
+        rms_estimator,
+        exclude_percentile,
+        fill_value,
+    )
+    if mask_sources:
+        sources = source_mask(
+            data,
+            result.background,
+            result.rms,
+            bad,
+            source_nsigma,
+            source_npixels,
+            source_dilate,
+        )
+        if (bad | sources).all():
+            result.note += "; every pixel is in a source: source mask not applied"
+        else:
+            frac = float(sources[~bad].mean())
+            result = _estimate(
+                data,
+                bad | sources,
+                method,
+                coverage_mask,
+                box_size,
+                filter_size,
+                sigma,
+                maxiters,
+                estimator,
+                rms_estimator,
+                exclude_percentile,
+                fill_value,
+            )
+            result.note += f"; {100 * frac:.1f} % of the pixels masked as sources"
+    result.options = options
+    return result
+
+
+def _estimate(
+    data,
+    bad,
+    method,
+    coverage_mask,
+    box_size,
+    filter_size,
+    sigma,
+    maxiters,
+    estimator,
+    rms_estimator,
+    exclude_percentile,
+    fill_value,
+) -> Background:
+    if method == "2d":
+        try:
+            bkg, rms, median, std = _two_d(
+                data,
+                bad,
+                coverage_mask,
+                box_size,
+                filter_size,
+                sigma,
+                maxiters,
+                estimator,
+                rms_estimator,
+                exclude_percentile,
+                fill_value,
+            )
+            return Background(bkg, rms, median, std, "2d", f"Background2D box {box_size}")
+        except ValueError as exc:
+            # Too few good boxes (mostly masked image, box larger than the data, ...).
+            note = f"2-D background impossible ({exc}); global estimate used"
+            log.warning(note)
+    else:
+        note = "global estimate"
+    level, rms = _global(data, ~bad, estimator, rms_estimator, sigma, maxiters)
+    dtype = data.dtype if data.dtype.kind == "f" else np.float64
+    return Background(
+        np.full(data.shape, level, dtype=dtype),
+        np.full(data.shape, rms, dtype=dtype),
+        level,
+        rms,
+        "global",
+        note,
+    )

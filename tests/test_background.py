@@ -1,0 +1,111 @@
+"""Background estimation: global and 2-D levels against known skies and photutils."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from astropy.stats import SigmaClip
+
+from aperflow.background import estimate_background, source_mask
+
+
+def _sky(shape=(256, 256), level=10.0, noise=2.0, gradient=0.0, seed=1):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
+    truth = level + gradient * xx / shape[1]
+    return truth + rng.normal(0.0, noise, shape), truth
+
+
+def test_global_median_and_rms_recover_a_flat_sky():
+    data, _ = _sky(noise=2.0)
+    bkg = estimate_background(data, method="global")
+    # error of the median of 65536 Gaussian pixels: 1.25 * 2 / 256 ~ 0.01
+    assert bkg.median == pytest.approx(10.0, abs=0.04)
+    # default RMS: MAD-based std of the clipped pixels (the clipped std is ~2 % low)
+    assert bkg.std == pytest.approx(2.0, rel=0.01)
+    assert bkg.background.shape == data.shape and np.all(bkg.background == bkg.median)
+    assert bkg.method == "global"
+
+
+def test_global_mmm_is_daophot_mode_of_clipped_pixels():
+    from photutils.background import MMMBackground
+
+    data, _ = _sky(noise=2.0)
+    data[50:60, 50:60] += 500.0  # a bright source: clipped away
+    bkg = estimate_background(data, method="global", estimator="mmm", sigma=3.0, maxiters=10)
+    ref = MMMBackground(sigma_clip=SigmaClip(sigma=3.0, maxiters=10)).calc_background(data)
+    assert bkg.median == pytest.approx(float(ref), rel=1e-6)
+
+
+def test_2d_follows_a_gradient_that_global_misses():
+    data, truth = _sky(gradient=20.0, noise=1.0)
+    b2 = estimate_background(data, method="2d", box_size=32, filter_size=3)
+    bg = estimate_background(data, method="global")
+    inner = (slice(32, -32), slice(32, -32))
+    assert np.abs(b2.background - truth)[inner].max() < 0.5
+    assert np.abs(bg.background - truth)[inner].max() > 5.0
+    flat = estimate_background(_sky(noise=1.0)[0], method="2d", box_size=32)
+    assert np.median(flat.rms) == pytest.approx(1.0, rel=0.03)
+
+
+def test_2d_equals_photutils_background2d():
+    from photutils.background import Background2D, MADStdBackgroundRMS, MMMBackground
+
+    data, _ = _sky(gradient=5.0)
+    mask = np.zeros(data.shape, bool)
+    mask[10:20, 10:20] = True
+    ours = estimate_background(data, mask, "2d", box_size=50, filter_size=3, estimator="mmm")
+    ref = Background2D(
+        data,
+        (50, 50),
+        mask=mask,
+        filter_size=(3, 3),
+        bkg_estimator=MMMBackground(),
+        bkg_rms_estimator=MADStdBackgroundRMS(),
+    )
+    np.testing.assert_allclose(ours.background, ref.background, rtol=1e-6)
+    np.testing.assert_allclose(ours.rms, ref.background_rms, rtol=1e-6)
+
+
+def test_masked_and_nan_pixels_are_ignored():
+    data, _ = _sky(noise=1.0)
+    data[:40] = 1e6  # garbage, masked
+    data[50, :] = np.nan
+    mask = np.zeros(data.shape, bool)
+    mask[:40] = True
+    for method in ("2d", "global"):
+        bkg = estimate_background(data, mask, method, box_size=32)
+        assert bkg.median == pytest.approx(10.0, abs=0.1), method
+        assert np.isfinite(bkg.background).all()
+
+
+def test_source_mask_removes_the_bias_of_faint_wings():
+    rng = np.random.default_rng(3)
+    data = rng.normal(0.0, 1.0, (200, 200))
+    yy, xx = np.mgrid[0:200, 0:200]
+    for cx, cy in rng.uniform(10, 190, (60, 2)):
+        data += 40.0 * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * 3.0**2))
+    plain = estimate_background(data, method="global")
+    masked = estimate_background(data, method="global", mask_sources=True, source_dilate=6)
+    assert abs(masked.median) < abs(plain.median)
+    assert abs(masked.median) < 0.05
+    smask = source_mask(data, 0.0, 1.0, nsigma=3, npixels=5, dilate=0)
+    assert smask.sum() > 60 * 9
+
+
+def test_2d_falls_back_to_global_when_boxes_are_all_masked():
+    data, _ = _sky(shape=(64, 64))
+    mask = np.ones(data.shape, bool)
+    mask[::4, ::4] = False  # 94 % masked: every box fails exclude_percentile
+    bkg = estimate_background(data, mask, "2d", box_size=16)
+    assert bkg.method == "global" and "global estimate used" in bkg.note
+    assert bkg.median == pytest.approx(10.0, abs=0.5)
+
+
+def test_bad_input_raises_clear_errors():
+    with pytest.raises(ValueError, match="every pixel"):
+        estimate_background(np.full((10, 10), np.nan))
+    with pytest.raises(ValueError, match="method"):
+        estimate_background(np.zeros((10, 10)), method="3d")
+    with pytest.raises(ValueError, match="estimator"):
+        estimate_background(np.zeros((10, 10)), method="global", estimator="nope")
