@@ -175,7 +175,7 @@ def _observe(rate_e, rng, read_noise_e, exptime):
 # --------------------------------------------------------------------------- field
 
 
-def _star_field(rng, n, radius_arcsec, fmin=2.0e-8, fmax=1.5e-4, slope=0.6):
+def _star_field(rng, n, radius_arcsec, fmin=2.0e-8, fmax=1.5e-4, slope=0.45):
     """Uniform stars in a disc with dN/dlogF ~ F^-slope (a power-law luminosity function)."""
     r = radius_arcsec * np.sqrt(rng.random(n))
     phi = 2 * np.pi * rng.random(n)
@@ -187,7 +187,7 @@ def _star_field(rng, n, radius_arcsec, fmin=2.0e-8, fmax=1.5e-4, slope=0.6):
     return _FIELD_CENTER[0] + dra, _FIELD_CENTER[1] + ddec, flux
 
 
-def simulate_field(outdir: str | Path, seed: int = 20260101, nstars: int = 700) -> list[Path]:
+def simulate_field(outdir: str | Path, seed: int = 20260101, nstars: int = 600) -> list[Path]:
     """Write the NIRCam-like dithered field (see module docstring); return the image paths."""
     outdir = Path(outdir)
     rng = _rng(seed, 1)

@@ -7,11 +7,13 @@ if demo_active():
         output:
             DEMO_OUTPUTS,
         params:
-            outdir=DEMO_DIR,
+            outdir=lambda wildcards, output: os.path.commonpath(output),
             seed=config["demo"].get("seed", 20260101),
         log:
             "logs/demo_data.log",
         benchmark:
             "logs/benchmarks/demo_data.tsv"
+        conda:
+            "../../envs/aperflow.yaml"
         script:
             "../scripts/demo_data.py"

@@ -12,5 +12,7 @@ checkpoint inventory:
         "logs/inventory.log",
     benchmark:
         "logs/benchmarks/inventory.tsv"
+    conda:
+        "../../envs/aperflow.yaml"
     script:
         "../scripts/inventory.py"
