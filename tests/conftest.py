@@ -53,7 +53,8 @@ def run_snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.C
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stderr[-6000:]}")
+        out = (proc.stdout + proc.stderr)[-6000:]
+        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{out}")
     return proc
 
 
@@ -66,5 +67,5 @@ def demo_run(tmp_path_factory) -> Path:
     """
     workdir = tmp_path_factory.mktemp("demo_run")
     proc = run_snakemake(workdir, "--cores", "2", "--keep-going", check=False)
-    (workdir / "snakemake.stderr").write_text(proc.stderr)
+    (workdir / "snakemake.stderr").write_text(proc.stdout + proc.stderr)
     return workdir
