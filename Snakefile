@@ -23,3 +23,17 @@ rule all:
     input:
         get_final_output,
     default_target: True
+
+
+# The problems of the run (unreadable files, job warnings and failures) in one table,
+# written whether the run succeeded or not (with --keep-going the other jobs finish).
+onsuccess:
+    from aperflow.problems import write_problems
+
+    write_problems("results/problems.ecsv")
+
+
+onerror:
+    from aperflow.problems import write_problems
+
+    write_problems("results/problems.ecsv")

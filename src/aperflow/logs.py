@@ -1,8 +1,13 @@
-"""Logging for workflow jobs: one log file per job, warnings included."""
+"""Logging for workflow jobs: one log file per job, warnings and uncaught errors included.
+
+Every line is ``LEVEL logger: message``; :mod:`aperflow.problems` reads the WARNING and
+ERROR lines of all job logs into ``results/problems.ecsv``.
+"""
 
 from __future__ import annotations
 
 import logging
+import sys
 import warnings
 from collections.abc import Sequence
 
@@ -10,7 +15,8 @@ __all__ = ["job_logger"]
 
 
 def job_logger(logfiles: str | Sequence[str] | None, name: str = "aperflow") -> logging.Logger:
-    """Send the ``aperflow`` loggers and Python warnings to the job's log file.
+    """Send the ``aperflow`` loggers, Python warnings and uncaught exceptions to the job's
+    log file.
 
     Parameters
     ----------
@@ -30,4 +36,12 @@ def job_logger(logfiles: str | Sequence[str] | None, name: str = "aperflow") -> 
     wlog = logging.getLogger("py.warnings")
     wlog.handlers[:] = [handler]
     warnings.simplefilter("default")
-    return logging.getLogger(name if name.startswith("aperflow") else f"aperflow.{name}")
+    logger = logging.getLogger(name if name.startswith("aperflow") else f"aperflow.{name}")
+
+    def _log_uncaught(kind, value, tb):
+        # The job fails as usual; its log says why in one line, the traceback follows.
+        logger.error("%s: %s", kind.__name__, value, exc_info=(kind, value, tb))
+        sys.__excepthook__(kind, value, tb)
+
+    sys.excepthook = _log_uncaught
+    return logger
