@@ -720,7 +720,7 @@ def _write_regions(outdir: Path, ra, dec, gal) -> None:
     a = 5.0 * gal["re"]
     lines.append(
         f'ellipse({gal["ra"]:.7f},{gal["dec"]:.7f},{a:.3f}",{a * gal["q"]:.3f}",'
-        f"{90 + gal['pa']:.2f}) # text={{galaxy}}"
+        f"{gal['pa']:.2f}) # text={{galaxy}}"
     )
     write_text("\n".join(lines) + "\n", outdir / "regions.reg")
     rows = ["id,ra,dec"] + [
