@@ -424,13 +424,28 @@ def _celestial_wcs(header: fits.Header) -> WCS | None:
     return wcs if wcs.has_celestial else None
 
 
-def _ext(hdul: fits.HDUList, name: str, sci: int, shape: tuple) -> np.ndarray | None:
-    """Extension ``name`` with the same EXTVER as the science HDU and the same shape."""
+def _scaled(hdu, pick=lambda a: a) -> np.ndarray:
+    """The (picked part of the) data of an HDU opened with ``do_not_scale_image_data``,
+    with BSCALE/BZERO applied, in native byte order: one copy of the picked part only."""
+    raw = pick(hdu.data)
+    bscale, bzero = hdu.header.get("BSCALE", 1), hdu.header.get("BZERO", 0)
+    if bscale == 1 and raw.dtype.kind == "i" and bzero == 2 ** (8 * raw.dtype.itemsize - 1):
+        # Unsigned integers stored as signed + BZERO (DQ uint32, uint16 ADC frames).
+        unsigned = np.dtype(f"u{raw.dtype.itemsize}")
+        flipped = raw.view(unsigned.newbyteorder(raw.dtype.byteorder)) ^ unsigned.type(bzero)
+        return flipped.astype(unsigned, copy=False)
+    if bscale != 1 or bzero != 0:
+        return raw.astype(np.float64) * bscale + bzero
+    return raw.astype(raw.dtype.newbyteorder("="))
+
+
+def _ext(hdul: fits.HDUList, name: str, sci: int, shape: tuple):
+    """Extension HDU ``name`` with the same EXTVER as the science HDU and the same shape."""
     ver = hdul[sci].header.get("EXTVER", 1)
     for hdu in hdul:
         if hdu.name == name and hdu.header.get("EXTVER", 1) == ver and hdu.is_image:
             if tuple(hdu.shape) == tuple(shape):
-                return hdu.data
+                return hdu
     return None
 
 
@@ -468,7 +483,9 @@ def open_image(
     """
     path = str(path)
     try:
-        hdul = fits.open(path, memmap=False)  # HDUs load lazily: only planes used are read
+        # Memory-mapped and unscaled: each plane used is copied once into memory (scaling by
+        # hand in _scaled), the others are never read.
+        hdul = fits.open(path, memmap=True, do_not_scale_image_data=True)
     except FileNotFoundError:
         raise ImageError(f"{path}: file not found") from None
     except Exception as exc:
@@ -476,28 +493,38 @@ def open_image(
     with hdul:
         try:
             sci = _find_science_hdu(hdul, path)
-            raw = hdul[sci].data
+            shape = hdul[sci].shape
         except ImageError:
             raise
         except Exception as exc:
             raise ImageError(f"{path}: cannot read the image data ({exc})") from None
-        if raw is None:
+        if not shape:
             raise ImageError(f"{path}: the SCI extension holds no data")
         header = _merged_header(hdul, sci)
-        meta = read_meta(header, path, raw.shape)
-        data, err, dq, area = _planes(hdul, sci, raw, integration, path)
-        if saturation is None and meta.saturation is None and raw.dtype.kind == "u":
-            saturation = float(np.iinfo(raw.dtype).max)  # an unsigned ADC saturates at its top
+        meta = read_meta(header, path, shape)
+        try:
+            data, err, dq, area = _planes(hdul, sci, integration, path)
+        except ImageError:
+            raise
+        except Exception as exc:  # truncated data, bad BITPIX, ...
+            raise ImageError(f"{path}: cannot read the image data ({exc})") from None
+        if saturation is None and meta.saturation is None and data.dtype.kind == "u":
+            saturation = float(np.iinfo(data.dtype).max)  # an unsigned ADC saturates at its top
+        if data.dtype.kind != "f":
+            data = data.astype(np.float32)
         flags = _pixel_flags(data, err, dq, meta, dq_bad, dq_saturated, dq_cosmic_ray, saturation)
-        data = np.where(flags & PIXEL_BAD, np.nan, data) if (flags & PIXEL_BAD).any() else data
+        bad = (flags & PIXEL_BAD) != 0
+        if bad.any():
+            data[bad] = np.nan  # in place: data is our own copy
         wcs = _celestial_wcs(hdul[sci].header) or _celestial_wcs(header)
     return Image(path, data, err, flags, area, wcs, meta, header)
 
 
-def _planes(hdul, sci, raw, integration, path):
-    """Science, error, DQ and area planes as in-memory arrays of one 2-D image."""
-    shape = raw.shape
-    if raw.ndim == 3 or (raw.ndim == 4 and integration is not None):
+def _planes(hdul, sci, integration, path):
+    """Science (as stored: may be unsigned int), error, DQ and area planes of one 2-D
+    image, in memory."""
+    shape = hdul[sci].shape
+    if len(shape) == 3 or (len(shape) == 4 and integration is not None):
         if integration is None:
             raise ImageError(
                 f"{path}: SCI is a cube of shape {shape}; pass integration= "
@@ -505,24 +532,21 @@ def _planes(hdul, sci, raw, integration, path):
             )
         if not 0 <= integration < shape[0]:
             raise ImageError(f"{path}: integration {integration} outside 0..{shape[0] - 1}")
-        pick = (lambda a: a[integration]) if raw.ndim == 3 else (lambda a: a[integration, -1])
-    elif raw.ndim == 2:
+        pick = (lambda a: a[integration]) if len(shape) == 3 else (lambda a: a[integration, -1])
+    elif len(shape) == 2:
         pick = lambda a: a  # noqa: E731
     else:
-        raise ImageError(f"{path}: SCI has {raw.ndim} dimensions {shape}; expected a 2-D image")
-    data = np.asarray(pick(raw))
-    if data.dtype.kind in "ui":
-        data = data.astype(np.float32)
-    else:
-        data = data.astype(data.dtype.newbyteorder("="), copy=True)
-    err = _ext(hdul, "ERR", sci, shape)
-    dq = _ext(hdul, "DQ", sci, shape)
-    area = _ext(hdul, "AREA", sci, shape[-2:])
-    err = None if err is None else np.asarray(pick(err), dtype=data.dtype)
-    dq = None if dq is None else np.asarray(pick(dq)).astype(np.uint32)
-    area = None if area is None else np.asarray(area, dtype=np.float32)
+        raise ImageError(f"{path}: SCI has {len(shape)} dimensions {shape}; expected a 2-D image")
+    data = _scaled(hdul[sci], pick)
     if data.shape[0] < 2 or data.shape[1] < 2:
         raise ImageError(f"{path}: image of shape {data.shape} is too small")
+    float_type = data.dtype if data.dtype.kind == "f" else np.dtype(np.float32)
+    err, dq, area = (_ext(hdul, name, sci, shape) for name in ("ERR", "DQ", "AREA"))
+    if area is None:
+        area = _ext(hdul, "AREA", sci, shape[-2:])
+    err = None if err is None else _scaled(err, pick).astype(float_type, copy=False)
+    dq = None if dq is None else _scaled(dq, pick).astype(np.uint32, copy=False)
+    area = None if area is None else _scaled(area).astype(np.float32, copy=False)
     return data, err, dq, area
 
 
