@@ -5,7 +5,11 @@ checkpoint inventory:
     input:
         images=sorted({p for ds in DATASETS.values() for p in ds.images.values()}),
     output:
-        table="results/inventory.ecsv",
+        table=report(
+            "results/inventory.ecsv",
+            caption="../report/inventory.rst",
+            category="Inventory",
+        ),
     params:
         datasets={name: ds.mode for name, ds in DATASETS.items()},
     log:
