@@ -44,6 +44,7 @@ from scipy.interpolate import PchipInterpolator
 
 __all__ = [
     "ApcorrTable",
+    "apcorr_of_file",
     "EECurve",
     "ReferenceError",
     "ReferenceRangeWarning",
@@ -53,8 +54,11 @@ __all__ = [
     "read_hst_ee_fits",
     "read_psf_ee_ecsv",
     "read_radtab",
+    "group_apcorr",
     "reference_spec",
+    "throughput_factor",
     "total_from_ee",
+    "totals_table",
 ]
 
 
@@ -479,3 +483,177 @@ def total_from_ee(radius, flux, flux_err, reference: EECurve, rmin: float, rmax:
     total = float(np.mean(t[ok]))
     scatter = float(np.std(t[ok])) if ok.sum() > 1 else 0.0
     return total, float(np.hypot(np.max(te[ok]), scatter)), int(ok.sum())
+
+
+# ------------------------------------------------------------- per-group tables
+
+
+def throughput_factor(throughput: dict | None, filter: str, pupil: str = "") -> float:
+    """Factor for ``filter`` (or else ``pupil``) from a ``{name: factor}`` mapping; 1.
+
+    Seed 001 multiplies the totals of the filter-wheel filters (used with the CLEARP pupil
+    element) by 0.84, because the WebbPSF EE tables it divides by include CLEARP's 0.84
+    throughput loss: ``{CLEARP: 0.84}`` (or per filter) reproduces that.
+    """
+    table = {str(k).upper(): float(v) for k, v in (throughput or {}).items()}
+    for key in ((filter or "").upper(), (pupil or "").upper()):
+        if key and key in table:
+            return table[key]
+    return 1.0
+
+
+def group_apcorr(
+    mean: Table,
+    reference: EECurve | None,
+    rmin: float = 5.0,
+    rmax: float = 10.0,
+    throughput: float = 1.0,
+) -> Table:
+    """Aperture corrections and the total count rate of one group (filter + subarray).
+
+    Parameters
+    ----------
+    mean : Table
+        The group's mean curve of growth (:func:`aperflow.profiles.mean_profile`:
+        ``radius``, ``mean``, ``mean_err``).
+    reference : EECurve or None
+        Reference EE; None gives NaN corrections and totals (no reference configured).
+    rmin, rmax : float
+        Radius range (pixels) whose ``F(r)/EE(r)`` are averaged (seed 001: 5-10 px).
+    throughput : float
+        Factor applied to the total (see :func:`throughput_factor`).
+
+    Returns
+    -------
+    Table
+        Per radius: ``ee_ref``, ``ee_ref_err``, ``apcorr`` (= 1/EE), ``apcorr_err``,
+        ``flux``, ``flux_err``, ``total_r`` (= flux x apcorr x throughput),
+        ``total_r_err``, ``in_range`` and ``ee_measured`` (flux / total); the metadata
+        hold ``total``, ``total_err``, ``n_radii`` and the reference.
+    """
+    r = np.asarray(mean["radius"], dtype=float)
+    flux = np.asarray(mean["mean"], dtype=float)
+    flux_err = np.asarray(mean["mean_err"], dtype=float)
+    out = Table({"radius": r})
+    out["radius"].unit = "pix"
+    if "radius_arcsec" in mean.colnames:
+        out["radius_arcsec"] = mean["radius_arcsec"]
+    if reference is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ReferenceRangeWarning)
+            ee, ee_err = reference(r)
+            ac, ac_err = reference.apcorr(r)
+        total, total_err, n = total_from_ee(r, flux, flux_err, reference, rmin, rmax)
+    else:
+        ee = ee_err = ac = ac_err = np.full(r.size, np.nan)
+        total, total_err, n = np.nan, np.nan, 0
+    total, total_err = total * throughput, total_err * throughput
+    out["ee_ref"], out["ee_ref_err"] = ee, ee_err
+    out["apcorr"], out["apcorr_err"] = ac, ac_err
+    out["flux"], out["flux_err"] = flux, flux_err
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["total_r"] = flux * ac * throughput
+        out["total_r_err"] = np.hypot(flux_err * ac, flux * ac_err) * throughput
+        out["ee_measured"] = flux / total
+        out["ee_measured_err"] = flux_err / total
+    out["in_range"] = (r >= rmin) & (r <= rmax)
+    out.meta.update({k: v for k, v in mean.meta.items() if k != "dithers"})
+    out.meta.update(
+        total=float(total),
+        total_err=float(total_err),
+        n_radii=int(n),
+        radius_range=[float(rmin), float(rmax)],
+        throughput=float(throughput),
+        reference=reference.source if reference is not None else "none configured",
+        n_dithers=len(mean.meta.get("dithers", {})),
+        total_rule=(
+            "mean over radius_range of F(r)/EE_ref(r) times throughput; error = largest "
+            "single-radius error (+) scatter of F/EE over the range"
+        ),
+    )
+    return out
+
+
+def totals_table(groups: list[Table]) -> Table:
+    """One row per filter of a subarray: total count rate, flux density and AB magnitude.
+
+    Inputs are :func:`group_apcorr` tables; the flux calibration stored in their
+    metadata (``calibration``: factor, unit, zeropoint, system) gives ``flux`` in its
+    unit (Jy where the header allows) and ``mag`` in its system (AB, else instrumental).
+    """
+    from aperflow import flags as F
+    from aperflow.calibration import magnitude, magnitude_error
+
+    rows = []
+    for g in groups:
+        m = g.meta
+        cal = m.get("calibration") or {"factor": 1.0, "unit": "", "zeropoint": 0.0}
+        total, err = float(m.get("total", np.nan)), float(m.get("total_err", np.nan))
+        flux, flux_err = cal["factor"] * total, cal["factor"] * err
+        flag = 0 if total > 0 else F.NONPOSITIVE
+        rows.append(
+            {
+                "filter": m.get("filter", ""),
+                "pupil": m.get("pupil", ""),
+                "instrument": m.get("instrument", ""),
+                "detector": m.get("detector", ""),
+                "group": m.get("group", ""),
+                "n_dithers": int(m.get("n_dithers", 0)),
+                "n_radii": int(m.get("n_radii", 0)),
+                "countrate": total,
+                "countrate_err": err,
+                "countrate_unit": m.get("bunit", ""),
+                "throughput": float(m.get("throughput", 1.0)),
+                "flux": float(flux),
+                "flux_err": float(flux_err),
+                "flux_unit": cal.get("unit", ""),
+                "mag": float(magnitude(flux, cal.get("zeropoint", 0.0))),
+                "mag_err": float(magnitude_error(flux, flux_err)),
+                "mag_system": cal.get("system", "instrumental"),
+                "reference": m.get("reference", ""),
+                "flags": flag,
+            }
+        )
+    names = ["filter", "pupil", "instrument", "detector", "group", "n_dithers", "n_radii",
+             "countrate", "countrate_err", "countrate_unit", "throughput", "flux", "flux_err",
+             "flux_unit", "mag", "mag_err", "mag_system", "reference", "flags"]  # fmt: skip
+    table = (
+        Table(rows=[[r[n] for n in names] for r in rows], names=names)
+        if rows
+        else Table(names=names)
+    )
+    if len(table):
+        table.sort("filter")
+    return table
+
+
+def apcorr_of_file(mean_path, spec: dict | None, options: dict | None = None, log=None):
+    """Workflow helper: :func:`group_apcorr` of a mean-EE table with the reference of one
+    ``references`` entry (``spec``; empty: no reference, NaN totals, logged as a warning)
+    and the ``total`` range and ``throughput`` of the standard options."""
+    from aperflow.profiles import standard_options
+    from aperflow.tables import read_table
+
+    opts = standard_options(options)
+    mean = read_table(mean_path)
+    filt, pupil = mean.meta.get("filter", ""), mean.meta.get("pupil", "")
+    reference = None
+    if spec:
+        reference = load_reference_ee(spec, filt, mean.meta.get("pixel_scale"))
+        if log is not None:
+            log.info("%s: reference EE %s", mean_path, reference.source)
+    elif log is not None:
+        log.warning(
+            "%s: no standard.references entry for %s %s: no aperture correction or total",
+            mean_path, mean.meta.get("instrument", ""), filt,
+        )  # fmt: skip
+    factor = throughput_factor(opts.get("throughput"), filt, pupil)
+    total = opts["total"]
+    table = group_apcorr(mean, reference, total["rmin"], total["rmax"], factor)
+    if log is not None:
+        log.info(
+            "%s: total %.6g +- %.3g from %d radii in %s px (throughput %g)",
+            mean_path, table.meta["total"], table.meta["total_err"], table.meta["n_radii"],
+            table.meta["radius_range"], factor,
+        )  # fmt: skip
+    return table

@@ -1,1 +1,259 @@
-# standard mode: rules are added by its issue.
+# standard mode (seed 001): per image the curve of growth (ee_profile) and the surface-
+# brightness profile (sb_profile); per group (filter + subarray) their means over dithers,
+# the aperture corrections from a reference EE and the total count rate; per subarray one
+# table of totals over filters; plots for the report.
+
+
+wildcard_constraints:
+    subarray=r"[^/]+",
+
+
+def get_standard_subarrays(dataset):
+    """Subarrays of a standard data set (``NONE`` when the header names none), sorted."""
+    inv = get_inventory()
+    rows = inv[inv["dataset"] == dataset]
+    return sorted({str(s) if str(s) not in ("", "nan") else "NONE" for s in rows["subarray"]})
+
+
+def get_subarray_groups(dataset, subarray):
+    """Groups (filter + subarray) of one subarray of a data set, sorted."""
+    inv = get_inventory()
+    rows = inv[inv["dataset"] == dataset]
+    subs = rows["subarray"].astype(str).replace({"": "NONE", "nan": "NONE"})
+    return sorted(set(rows.loc[subs == subarray, "group"]))
+
+
+def get_group_row(dataset, group):
+    """One inventory row of a group (its instrument, filter, pupil)."""
+    inv = get_inventory()
+    return inv[(inv["dataset"] == dataset) & (inv["group"] == group)].iloc[0]
+
+
+def get_reference_spec(wildcards):
+    """The ``standard.references`` entry for the group's instrument and filter, or {}."""
+    from aperflow.apcorr import reference_spec
+
+    row = get_group_row(wildcards.dataset, wildcards.group)
+    refs = get_options(wildcards.dataset).get("references") or []
+    return reference_spec(refs, row["instrument"], row["filter"]) or {}
+
+
+def get_reference_file(wildcards):
+    """The reference EE file of a group as an input (so the demo's tables are made
+    first); empty when none is configured or the file neither exists nor is made."""
+    spec = get_reference_spec(wildcards)
+    if not spec:
+        return []
+    row = get_group_row(wildcards.dataset, wildcards.group)
+    path = str(spec["path"]).format(filter=row["filter"].lower(), FILTER=row["filter"].upper())
+    if os.path.exists(path) or os.path.normpath(path) in DEMO_OUTPUTS:
+        return [path]
+    return []
+
+
+def get_standard_tables(stage):
+    """Input function: the per-image ``stage`` tables of a group's images."""
+
+    def inner(wildcards):
+        images = get_group_images(wildcards.dataset, wildcards.group)
+        return [f"results/{wildcards.dataset}/{stage}/{image}.ecsv" for image in images]
+
+    return inner
+
+
+def get_subarray_apcorr(wildcards):
+    """The apcorr tables of every group of a subarray."""
+    groups = get_subarray_groups(wildcards.dataset, wildcards.subarray)
+    return [f"results/{wildcards.dataset}/apcorr/{g}.ecsv" for g in groups]
+
+
+def get_standard_targets(dataset):
+    """Final targets of a standard data set: group means, totals and plots."""
+    groups = get_groups(dataset)
+    subarrays = get_standard_subarrays(dataset)
+    out = []
+    for g in groups:
+        out += [
+            f"results/{dataset}/ee_mean/{g}.ecsv",
+            f"results/{dataset}/sb_mean/{g}.ecsv",
+            f"results/{dataset}/apcorr/{g}.ecsv",
+            f"results/{dataset}/plots/ee/{g}.png",
+            f"results/{dataset}/plots/sb/{g}.png",
+        ]
+    for s in subarrays:
+        out += [f"results/{dataset}/totals/{s}.ecsv", f"results/{dataset}/plots/totals/{s}.png"]
+    return out
+
+
+MODE_TARGETS["standard"] = get_standard_targets
+
+
+rule ee_profile:
+    input:
+        image=get_image_path,
+    output:
+        table="results/{dataset}/ee/{image}.ecsv",
+    params:
+        options=lambda wildcards: get_options(wildcards.dataset),
+        image_options=get_image_options(),
+    log:
+        "logs/{dataset}/ee_profile/{image}.log",
+    benchmark:
+        "logs/benchmarks/{dataset}/ee_profile/{image}.tsv"
+    conda:
+        "../../envs/aperflow.yaml"
+    script:
+        "../scripts/standard_profile.py"
+
+
+rule sb_profile:
+    input:
+        image=get_image_path,
+    output:
+        table="results/{dataset}/sb/{image}.ecsv",
+    params:
+        options=lambda wildcards: get_options(wildcards.dataset),
+        image_options=get_image_options(),
+    log:
+        "logs/{dataset}/sb_profile/{image}.log",
+    benchmark:
+        "logs/benchmarks/{dataset}/sb_profile/{image}.tsv"
+    conda:
+        "../../envs/aperflow.yaml"
+    script:
+        "../scripts/standard_profile.py"
+
+
+rule ee_mean:
+    input:
+        tables=get_standard_tables("ee"),
+    output:
+        table="results/{dataset}/ee_mean/{group}.ecsv",
+    params:
+        kind="ee",
+    log:
+        "logs/{dataset}/ee_mean/{group}.log",
+    benchmark:
+        "logs/benchmarks/{dataset}/ee_mean/{group}.tsv"
+    conda:
+        "../../envs/aperflow.yaml"
+    script:
+        "../scripts/standard_mean.py"
+
+
+rule sb_mean:
+    input:
+        tables=get_standard_tables("sb"),
+    output:
+        table="results/{dataset}/sb_mean/{group}.ecsv",
+    params:
+        kind="sb",
+    log:
+        "logs/{dataset}/sb_mean/{group}.log",
+    benchmark:
+        "logs/benchmarks/{dataset}/sb_mean/{group}.tsv"
+    conda:
+        "../../envs/aperflow.yaml"
+    script:
+        "../scripts/standard_mean.py"
+
+
+rule apcorr:
+    input:
+        mean="results/{dataset}/ee_mean/{group}.ecsv",
+        reference=get_reference_file,
+    output:
+        table="results/{dataset}/apcorr/{group}.ecsv",
+    params:
+        options=lambda wildcards: get_options(wildcards.dataset),
+        spec=get_reference_spec,
+    log:
+        "logs/{dataset}/apcorr/{group}.log",
+    benchmark:
+        "logs/benchmarks/{dataset}/apcorr/{group}.tsv"
+    conda:
+        "../../envs/aperflow.yaml"
+    script:
+        "../scripts/standard_apcorr.py"
+
+
+rule total_flux:
+    input:
+        tables=get_subarray_apcorr,
+    output:
+        table="results/{dataset}/totals/{subarray}.ecsv",
+    log:
+        "logs/{dataset}/total_flux/{subarray}.log",
+    benchmark:
+        "logs/benchmarks/{dataset}/total_flux/{subarray}.tsv"
+    conda:
+        "../../envs/aperflow.yaml"
+    script:
+        "../scripts/standard_totals.py"
+
+
+rule plot_standard_ee:
+    input:
+        mean="results/{dataset}/ee_mean/{group}.ecsv",
+        apcorr="results/{dataset}/apcorr/{group}.ecsv",
+    output:
+        report(
+            "results/{dataset}/plots/ee/{group}.png",
+            caption="../report/standard_ee.rst",
+            category="{dataset} standard",
+            subcategory="encircled energy",
+        ),
+    params:
+        kind="ee",
+    log:
+        "logs/{dataset}/plot_standard_ee/{group}.log",
+    benchmark:
+        "logs/benchmarks/{dataset}/plot_standard_ee/{group}.tsv"
+    conda:
+        "../../envs/aperflow.yaml"
+    script:
+        "../scripts/standard_plot.py"
+
+
+rule plot_standard_sb:
+    input:
+        mean="results/{dataset}/sb_mean/{group}.ecsv",
+    output:
+        report(
+            "results/{dataset}/plots/sb/{group}.png",
+            caption="../report/standard_sb.rst",
+            category="{dataset} standard",
+            subcategory="surface brightness",
+        ),
+    params:
+        kind="sb",
+    log:
+        "logs/{dataset}/plot_standard_sb/{group}.log",
+    benchmark:
+        "logs/benchmarks/{dataset}/plot_standard_sb/{group}.tsv"
+    conda:
+        "../../envs/aperflow.yaml"
+    script:
+        "../scripts/standard_plot.py"
+
+
+rule plot_standard_totals:
+    input:
+        totals="results/{dataset}/totals/{subarray}.ecsv",
+    output:
+        report(
+            "results/{dataset}/plots/totals/{subarray}.png",
+            caption="../report/standard_totals.rst",
+            category="{dataset} standard",
+            subcategory="total count rates",
+        ),
+    params:
+        kind="totals",
+    log:
+        "logs/{dataset}/plot_standard_totals/{subarray}.log",
+    benchmark:
+        "logs/benchmarks/{dataset}/plot_standard_totals/{subarray}.tsv"
+    conda:
+        "../../envs/aperflow.yaml"
+    script:
+        "../scripts/standard_plot.py"
