@@ -714,12 +714,16 @@ def _exponential_disk(shape, x, y, re_px, q, pa_deg, flux, oversample=4, rmax_re
 
 
 def _write_regions(outdir: Path, ra, dec, gal) -> None:
+    # The images' WCS is ICRS; the region file says fk5, so its positions are converted
+    # (the FK5-ICRS frame bias is ~30 mas, half an ACS pixel).
+    fk5 = SkyCoord(np.append(ra, gal["ra"]) * u.deg, np.append(dec, gal["dec"]) * u.deg).fk5
+    fra, fdec = fk5.ra.deg, fk5.dec.deg
     lines = ["# Region file format: DS9 version 4.1", "global color=green", "fk5"]
     for i in range(min(12, len(ra))):
-        lines.append(f'circle({ra[i]:.7f},{dec[i]:.7f},0.25") # text={{star{i + 1:02d}}}')
+        lines.append(f'circle({fra[i]:.7f},{fdec[i]:.7f},0.25") # text={{star{i + 1:02d}}}')
     a = 5.0 * gal["re"]
     lines.append(
-        f'ellipse({gal["ra"]:.7f},{gal["dec"]:.7f},{a:.3f}",{a * gal["q"]:.3f}",'
+        f'ellipse({fra[-1]:.7f},{fdec[-1]:.7f},{a:.3f}",{a * gal["q"]:.3f}",'
         f"{gal['pa']:.2f}) # text={{galaxy}}"
     )
     write_text("\n".join(lines) + "\n", outdir / "regions.reg")
