@@ -31,6 +31,7 @@ from aperflow.forced import (
     wide_catalog,
 )
 from aperflow.images import open_image
+from aperflow.photometry import clipped_std_correction
 from aperflow.psf import MoffatPSF
 from aperflow.regions import read_coordinates, read_ds9, read_targets
 from tests.conftest import shared_file
@@ -297,10 +298,15 @@ def test_masked_and_edge_flags(tmp_path):
     shape = (60, 60)
     data = np.ones(shape)
     data[30, 30] = np.nan
+    data[45:, 45:] = 0.0  # a drizzled product's fill where no exposure covers the sky
     path = _write_hst(tmp_path / "flat_drc.fits", data, _tan_wcs((10, 10), 0.1, shape))
     reg = tmp_path / "r.reg"
-    reg.write_text("image\ncircle(31,31,4) # text={hole}\ncircle(2,31,4) # text={edge}\n")
+    reg.write_text(
+        "image\ncircle(31,31,4) # text={hole}\ncircle(2,31,4) # text={edge}\n"
+        "circle(55,55,3) # text={void}\n"
+    )
     table = measure_image(open_image(path), read_ds9(reg), {"background": {"method": "none"}})
+    assert table.meta["off_image"] == ["void"]
     hole, edge = table
     assert hole["flags"] & F.MASKED and not hole["flags"] & F.EDGE
     assert hole["area"] == pytest.approx(np.pi * 16 - 1.0)
@@ -334,7 +340,11 @@ def test_err_form_uses_squared_overlap_weights(tmp_path):
     from astropy.stats import SigmaClip
 
     st = ApertureStats(data, ann, sigma_clip=SigmaClip(3.0, maxiters=10))
-    want = np.sqrt(var_sum + ap.area**2 * st.std**2 / st.center_aper_area.value)
+    # sky term: clipped std de-biased (x 1/0.985 at 3 sigma), a median's variance pi/2
+    sigma = st.std / clipped_std_correction(3.0)
+    n_eff = st.center_aper_area.value / (np.pi / 2)
+    want = np.sqrt(var_sum + ap.area**2 * sigma**2 / n_eff)
+    assert clipped_std_correction(3.0) == pytest.approx(0.985, abs=1e-3)
     assert table["flux_err"][0] == pytest.approx(want, rel=1e-9)
     direct = ApertureStats(data, ap, local_bkg=st.median, sum_method="exact").sum
     assert table["flux"][0] == pytest.approx(direct, rel=1e-10)

@@ -8,8 +8,9 @@ Per image (:func:`measure_image`)
     holds no usable pixel) are left out and reported. Targets of the same shape are
     measured together with one multi-position aperture. The sky is
 
-    * ``local``: a sigma-clipped median (or mean/mode) in an annulus around each region
-      (by default 2-3 times the region's size; a DS9 ``background`` annulus wins),
+    * ``local``: a sigma-clipped median (or mean, or DAOPHOT's ``mmm``) in an annulus
+      around each region (by default 2-3 times the region's size; a DS9 ``background``
+      annulus wins),
     * ``global``: :func:`aperflow.background.estimate_background` (a 2-D map or one
       level), averaged over each aperture,
     * ``none``: the image is already sky-subtracted (HST ``drc``); the sky noise is still
@@ -49,8 +50,13 @@ from aperflow import flags as F
 from aperflow.aggregate import weighted_mean
 from aperflow.calibration import magnitude, magnitude_error, upper_limit_magnitude
 from aperflow.datasets import deep_merge
-from aperflow.images import PIXEL_COSMIC_RAY, PIXEL_SATURATED, Image
-from aperflow.photometry import flux_error
+from aperflow.images import PIXEL_BAD, PIXEL_COSMIC_RAY, PIXEL_SATURATED, Image
+from aperflow.photometry import (
+    SKY_VARIANCE_FACTOR,
+    clipped_std_correction,
+    flux_error,
+    image_pixels,
+)
 from aperflow.regions import Target, TargetList
 from aperflow.tables import provenance
 
@@ -86,6 +92,7 @@ DEFAULTS: dict = {
     },
     "filter_from_name": None,
     "zeropoints": {},
+    "mask_zeros": None,
     "exclude_flags": ["EDGE", "MASKED", "NO_SKY"],
     "plots": {"max_regions": 36, "cutout_scale": 1.3},
     "archive": {
@@ -102,6 +109,8 @@ DEFAULTS: dict = {
     },
 }
 
+_RESAMPLED = {"drc", "drz", "i2d", "sci"}
+
 #: Magnitude of 1 microjansky on the AB scale: m = -2.5 log10(f / uJy) + 23.9.
 AB_ZEROPOINT_UJY = 23.9
 _FLAG_NAMES = {name: bit for bit, (name, _) in F.FLAG_BITS.items()}
@@ -117,8 +126,10 @@ def forced_options(options: Mapping | None = None) -> dict:
         raise ValueError(
             f"forced.background.annulus_unit {bkg['annulus_unit']!r}: scale or arcsec"
         )
-    if bkg["statistic"] not in ("median", "mean", "mode"):
-        raise ValueError(f"forced.background.statistic {bkg['statistic']!r}: median, mean, mode")
+    if bkg["statistic"] not in SKY_VARIANCE_FACTOR:
+        raise ValueError(
+            f"forced.background.statistic {bkg['statistic']!r}: one of {list(SKY_VARIANCE_FACTOR)}"
+        )
     inner, outer = (float(v) for v in bkg["annulus"])
     if not 0 < inner < outer:
         raise ValueError(f"forced.background.annulus {bkg['annulus']}: need 0 < inner < outer")
@@ -258,16 +269,20 @@ def _scale_varies(wcs, shape, tol: float = 1e-3) -> bool:
     return bool(np.ptp(scale) > tol * np.median(scale))
 
 
-def place_targets(targets: TargetList | Sequence[Target], image: Image) -> Placement:
+def place_targets(
+    targets: TargetList | Sequence[Target], image: Image, mask: np.ndarray | None = None
+) -> Placement:
     """Convert the targets to pixel apertures on ``image``; keep those it covers.
 
     Sky regions need the image WCS (those of an image without one are reported, pixel
     regions still work). A target is on the image when its centre lies inside the array
-    and its aperture holds at least one unmasked pixel; the others go to ``off_image``.
+    and its aperture holds at least one pixel not in ``mask`` (default: the image's bad
+    pixels); the others go to ``off_image``.
     """
     from photutils.aperture import region_to_aperture
 
     targets = list(targets)
+    mask = image.mask if mask is None else mask
     out = Placement()
     has_wcs = image.wcs is not None
     sky_idx = [i for i, t in enumerate(targets) if t.is_sky]
@@ -305,7 +320,7 @@ def place_targets(targets: TargetList | Sequence[Target], image: Image) -> Place
         if t0.sky_region is not None:
             sky_ap = region_to_aperture(t0.sky_region)
             sky = sky_ap.to_pixel(image.wcs) if t0.is_sky else sky_ap
-        keep, reasons = _covered(pix, image)
+        keep, reasons = _covered(pix, mask)
         for m, why in zip(members, reasons, strict=True):
             if why:
                 out.off_image.append(targets[m].id)
@@ -328,9 +343,9 @@ def first_unit(aperture) -> u.Unit:
     return u.pix
 
 
-def _covered(aperture, image: Image) -> tuple[np.ndarray, list[str]]:
+def _covered(aperture, mask: np.ndarray) -> tuple[np.ndarray, list[str]]:
     """Which positions of ``aperture`` the image covers, and why the others are not."""
-    ny, nx = image.shape
+    ny, nx = mask.shape
     xy = np.atleast_2d(aperture.positions)
     x, y = xy[:, 0], xy[:, 1]
     inside = np.isfinite(x) & np.isfinite(y)
@@ -338,7 +353,7 @@ def _covered(aperture, image: Image) -> tuple[np.ndarray, list[str]]:
     reasons = ["" if ok else "centre outside the image" for ok in inside]
     if inside.any():
         sub = aperture[np.flatnonzero(inside)]
-        used = np.atleast_1d(sub.area_overlap(np.zeros(image.shape), mask=image.mask))
+        used = np.atleast_1d(sub.area_overlap(np.zeros(mask.shape), mask=mask))
         for k, j in enumerate(np.flatnonzero(inside)):
             if not used[k] > 0:
                 inside[j] = False
@@ -429,48 +444,77 @@ def _local_sky(work, mask, annulus, options):
     stats = ApertureStats(work, annulus, mask=mask, sigma_clip=clip)
     median = np.atleast_1d(stats.median).astype(float)
     mean = np.atleast_1d(stats.mean).astype(float)
-    level = {"median": median, "mean": mean, "mode": 3.0 * median - 2.0 * mean}[bkg["statistic"]]
+    level = {"median": median, "mean": mean, "mmm": 3.0 * median - 2.0 * mean}[bkg["statistic"]]
+    # the clipped std de-biased for the clipping (as the field engine does)
     std = np.atleast_1d(stats.std).astype(float)
+    if bkg["sigma_clip"]:
+        std = std / clipped_std_correction(float(bkg["sigma_clip"]))
     n = np.atleast_1d(u.Quantity(stats.center_aper_area).value).astype(float)
     return level, std, np.nan_to_num(n, nan=0.0)
 
 
-def _global_sky_model(image: Image, work: np.ndarray, options):
+@dataclass
+class _Pixels:
+    """The pixels photometry sums: area rule applied, zero fill masked, sky map removed."""
+
+    data: np.ndarray
+    error: np.ndarray | None
+    flags: np.ndarray
+
+    @property
+    def mask(self) -> np.ndarray:
+        return (self.flags & PIXEL_BAD) != 0
+
+
+def _pixels(image: Image, options: Mapping) -> _Pixels:
+    mask_zeros = options.get("mask_zeros")
+    if mask_zeros is None:  # resampled products fill uncovered pixels with 0, not NaN
+        mask_zeros = image.meta.product in _RESAMPLED
+    data, error, flags = image_pixels(image, mask_zeros=bool(mask_zeros))
+    data = np.asarray(data, dtype=float)
+    error = None if error is None else np.asarray(error, dtype=float)
+    return _Pixels(data, error, flags)
+
+
+def _global_sky_model(pix: _Pixels, options):
     from aperflow.background import estimate_background
 
     opts = dict(options["background"].get("global") or {})
     method = opts.pop("method", "2d")
-    bkg = estimate_background(work, mask=image.mask, method=method, **opts)
+    bkg = estimate_background(pix.data, mask=pix.mask, method=method, **opts)
     if bkg.method == "global":
-        n_sky = float((~image.mask & np.isfinite(work)).sum())
+        n_sky = float((~pix.mask & np.isfinite(pix.data)).sum())
     else:  # one mesh value: box_size^2 pixels, median-filtered over filter_size^2 boxes
         box = np.broadcast_to(np.atleast_1d(opts.get("box_size", 64)), 2)
         filt = np.broadcast_to(np.atleast_1d(opts.get("filter_size", 3)), 2)
-        n_sky = float(np.prod(np.minimum(box, image.shape)) * np.prod(filt))
+        n_sky = float(np.prod(np.minimum(box, pix.data.shape)) * np.prod(filt))
     return bkg, n_sky
 
 
-def _group_sky(group, work, image, options, global_bkg):
-    """Sky level (per pixel), its scatter and n_sky for each position of a group."""
+def _group_sky(group, pix: _Pixels, options, global_bkg):
+    """Sky level per pixel, sky noise per pixel, pixels used and the effective number of
+    sky pixels for the error formula, for each position of a group."""
     from photutils.aperture import ApertureStats
 
-    method = options["background"]["method"]
+    bkg_opts = options["background"]
+    method = bkg_opts["method"]
     n = len(group.index)
     if method == "global":
         bkg, n_sky = global_bkg
         ap = group.aperture
         level = np.atleast_1d(ApertureStats(bkg.background, ap, sum_method="exact").sum)
         rms = np.atleast_1d(ApertureStats(bkg.rms, ap, sum_method="exact").sum)
-        area = np.atleast_1d(ap.area_overlap(np.zeros(image.shape)))
+        area = np.atleast_1d(ap.area_overlap(np.zeros(pix.data.shape)))
         with np.errstate(invalid="ignore", divide="ignore"):
-            return level / area, rms / area, np.full(n, n_sky)
+            return level / area, rms / area, np.full(n, n_sky), np.full(n, n_sky)
     annulus = sky_apertures(group, options)
     if annulus.isscalar:  # an explicit DS9 background annulus (one target, its own centre)
         annulus = _with_positions(annulus, np.atleast_2d(annulus.positions))
-    level, std, n_sky = _local_sky(work, image.mask, annulus, options)
+    level, std, n_sky = _local_sky(pix.data, pix.mask, annulus, options)
     if method == "none":  # already sky-subtracted: no level, no error of the level
-        return np.zeros(n), std, n_sky
-    return level, std, n_sky
+        return np.zeros(n), std, n_sky, np.full(n, np.inf)
+    # a median is a noisier level than a mean: fewer effective pixels (field engine's rule)
+    return level, std, n_sky, n_sky / SKY_VARIANCE_FACTOR[bkg_opts["statistic"]]
 
 
 def measure_image(
@@ -497,10 +541,11 @@ def measure_image(
     astropy.table.Table
         One row per target on the image, in the order of ``targets``: ``id, kind, ra,
         dec, x, y`` (region centre; 0-based pixels), the pixel aperture (``a_px, b_px,
-        a_in_px, theta_px``), ``area`` (unmasked pixels used), ``area_arcsec2``, ``sky``,
-        ``sky_std``, ``n_sky``, ``sum`` and ``sum_err`` (pixel units), ``flux`` and
-        ``flux_err`` (calibrated unit, see ``meta['flux_unit']``), ``flux_ujy`` and
-        ``flux_ujy_err`` (AB flux density, NaN when uncalibrated), ``snr``, ``mag``,
+        a_in_px, theta_px``), ``area`` (unmasked pixels used), ``area_arcsec2``, ``sky``
+        (level per pixel subtracted), ``sky_std`` (noise per pixel, de-biased for the
+        clipping), ``n_sky`` (sky pixels used), ``sum`` and ``sum_err`` (pixel units),
+        ``flux`` and ``flux_err`` (calibrated unit, ``meta['flux_unit']``), ``flux_ujy``
+        and ``flux_ujy_err`` (AB flux density, NaN when uncalibrated), ``snr``, ``mag``,
         ``mag_err``, ``mag_ul3``, ``mag_ul5``, ``xcentroid, ycentroid, ra_centroid,
         dec_centroid`` (flux-weighted centroid inside the region) and ``flags``
         (:mod:`aperflow.flags`). ``meta`` holds ``off_image`` (ids not covered),
@@ -509,7 +554,8 @@ def measure_image(
     opts = forced_options(options)
     targets = list(targets)
     band = band or image_filter(image.meta.filter, image.path, opts.get("filter_from_name"))
-    placement = place_targets(targets, image)
+    pix = _pixels(image, opts)
+    placement = place_targets(targets, image, pix.mask)
     for msg in placement.problems:
         log.error(msg)
     if placement.off_image:
@@ -519,19 +565,13 @@ def measure_image(
             len(placement.off_image),
             ", ".join(placement.off_image),
         )
-    work = np.asarray(image.data, dtype=float)
-    error = None if image.error is None else np.asarray(image.error, dtype=float)
-    if image.area is not None and image.is_surface_brightness:
-        # pixel-area rule: MJy/sr * relative pixel area before summing (seed 000)
-        work = work * image.area
-        error = None if error is None else error * image.area
     global_bkg = None
     if opts["background"]["method"] == "global" and placement.groups:
-        global_bkg = _global_sky_model(image, work, opts)
-        work = work - global_bkg[0].background
+        global_bkg = _global_sky_model(pix, opts)
+        pix.data = pix.data - global_bkg[0].background
         log.info("%s: global background %s", image.path, global_bkg[0].note)
     gain = image.poisson_gain()
-    if error is None and gain is None:
+    if pix.error is None and gain is None:
         log.warning(
             "%s: no ERR array and no gain/exposure time: the source Poisson noise is left "
             "out of the errors",
@@ -540,7 +580,7 @@ def measure_image(
     zp = image_zeropoint(band, opts)
     cal = image.flux_calibration(zeropoint=zp)
     rows = [
-        _measure_group(g, targets, image, work, error, gain, opts, global_bkg)
+        _measure_group(g, targets, image.wcs, pix, gain, opts, global_bkg)
         for g in placement.groups
     ]
     table = _assemble(rows, image, cal)
@@ -564,44 +604,42 @@ def measure_image(
     return table
 
 
-def _measure_group(group, targets, image, work, error, gain, opts, global_bkg) -> dict:
+def _measure_group(group, targets, wcs, pix: _Pixels, gain, opts, global_bkg) -> dict:
     from photutils.aperture import ApertureStats
 
     ap = group.aperture
     n = len(group.index)
-    sky, sky_std, n_sky = _group_sky(group, work, image, opts, global_bkg)
+    method = opts["background"]["method"]
+    sky, sky_std, n_sky, n_eff = _group_sky(group, pix, opts, global_bkg)
     flag = np.zeros(n, dtype=np.int64)
-    no_sky = ~np.isfinite(sky)
+    no_sky = ~np.isfinite(sky) | ((n_sky == 0) & (method == "local"))
     flag[no_sky] |= F.NO_SKY
     sky = np.where(no_sky, 0.0, sky)
-    min_pixels = int(opts["background"]["min_pixels"])
-    if opts["background"]["method"] != "global":
-        flag[n_sky < min_pixels] |= F.SKY_FEW_PIXELS
-    # the global map is already subtracted from ``work``; a local level is subtracted here
-    local = sky if opts["background"]["method"] == "local" else np.zeros(n)
+    if method != "global":
+        flag[n_sky < int(opts["background"]["min_pixels"])] |= F.SKY_FEW_PIXELS
+    # the global map is already subtracted from the pixels; a local level is subtracted here
+    local = sky if method == "local" else np.zeros(n)
     stats = ApertureStats(
-        work, ap, mask=image.mask, local_bkg=local, wcs=image.wcs, sum_method="exact"
+        pix.data, ap, mask=pix.mask, local_bkg=local, wcs=wcs, sum_method="exact"
     )
     total = np.atleast_1d(stats.sum).astype(float)
     area = np.atleast_1d(u.Quantity(stats.sum_aper_area).value).astype(float)
-    full = np.atleast_1d(ap.area_overlap(np.zeros(image.shape))).astype(float)
+    full = np.atleast_1d(ap.area_overlap(np.zeros(pix.data.shape))).astype(float)
     flag[area < full - 1e-6] |= F.MASKED
     flag[full < ap.area - 1e-6] |= F.EDGE
-    flag[_pixel_flag_in(ap, image.flags, PIXEL_SATURATED)] |= F.SATURATED
-    flag[_pixel_flag_in(ap, image.flags, PIXEL_COSMIC_RAY)] |= F.COSMIC_RAY
-    var_sum = None if error is None else _weighted_variance_sum(ap, error**2, image.mask)
-    n_for_error = np.where(np.isfinite(n_sky), n_sky, 0.0)
-    if opts["background"]["method"] == "none":
-        n_for_error = np.full(n, np.inf)  # no level subtracted: no error of the level
-    err = flux_error(area, np.nan_to_num(sky_std, nan=0.0), n_for_error, var_sum, total, gain)
+    flag[_pixel_flag_in(ap, pix.flags, PIXEL_SATURATED)] |= F.SATURATED
+    flag[_pixel_flag_in(ap, pix.flags, PIXEL_COSMIC_RAY)] |= F.COSMIC_RAY
+    var_sum = None if pix.error is None else _weighted_variance_sum(ap, pix.error**2, pix.mask)
+    n_eff = np.where(np.isfinite(n_eff) | np.isinf(n_eff), n_eff, 0.0)
+    err = flux_error(area, np.nan_to_num(sky_std, nan=0.0), n_eff, var_sum, total, gain)
     flag[~(total > 0)] |= F.NONPOSITIVE
     xc = np.atleast_1d(stats.x_centroid).astype(float)
     yc = np.atleast_1d(stats.y_centroid).astype(float)
     flag[~(np.isfinite(xc) & np.isfinite(yc))] |= F.CENTROID
-    if image.wcs is not None:
-        sc = image.wcs.pixel_to_world(xc, yc)
+    if wcs is not None:
+        sc = wcs.pixel_to_world(xc, yc)
         rac, decc = np.atleast_1d(sc.ra.deg), np.atleast_1d(sc.dec.deg)
-        centre = image.wcs.pixel_to_world(*np.atleast_2d(ap.positions).T)
+        centre = wcs.pixel_to_world(*np.atleast_2d(ap.positions).T)
         ra, dec = np.atleast_1d(centre.ra.deg), np.atleast_1d(centre.dec.deg)
     else:
         rac = decc = ra = dec = np.full(n, np.nan)
