@@ -26,7 +26,14 @@ from dataclasses import dataclass, field
 import numpy as np
 from astropy.stats import SigmaClip, mad_std, sigma_clipped_stats
 
-__all__ = ["Background", "estimate_background", "source_mask"]
+__all__ = [
+    "Background",
+    "background_of_image",
+    "estimate_background",
+    "read_background",
+    "source_mask",
+    "write_background",
+]
 
 log = logging.getLogger("aperflow.background")
 
@@ -373,3 +380,58 @@ def _estimate(
         "global",
         note,
     )
+
+
+def write_background(background: Background, path, **meta) -> None:
+    """Write a background as FITS (atomically): ``BKG`` and ``RMS`` image extensions, the
+    median, std, method and note in the primary header, plus ``meta`` keywords."""
+    from astropy.io import fits
+
+    from aperflow.tables import write_fits
+
+    primary = fits.PrimaryHDU()
+    header = primary.header
+    header["BKGMETH"] = (background.method, "background method used")
+    header["BKGMED"] = (float(background.median), "median background level")
+    header["BKGSTD"] = (float(background.std), "median background RMS")
+    header["BKGNOTE"] = background.note[:68]
+    for key, value in meta.items():
+        header[key[:8].upper()] = value if not isinstance(value, str) else value[:68]
+    for key, value in background.options.items():
+        header[f"HIERARCH APERFLOW {key.upper()}"] = str(value)
+    hdus = fits.HDUList(
+        [
+            primary,
+            fits.ImageHDU(np.asarray(background.background, np.float32), name="BKG"),
+            fits.ImageHDU(np.asarray(background.rms, np.float32), name="RMS"),
+        ]
+    )
+    write_fits(hdus, path)
+
+
+def read_background(path) -> Background:
+    """Read a background written by :func:`write_background`."""
+    from astropy.io import fits
+
+    with fits.open(path) as hdul:
+        header = hdul[0].header
+        return Background(
+            background=np.asarray(hdul["BKG"].data),
+            rms=np.asarray(hdul["RMS"].data),
+            median=float(header["BKGMED"]),
+            std=float(header["BKGSTD"]),
+            method=str(header["BKGMETH"]),
+            note=str(header.get("BKGNOTE", "")),
+        )
+
+
+def background_of_image(image, options: dict | None = None, mask_zeros: bool = True):
+    """Background of an :class:`aperflow.images.Image` from the ``field.background``
+    options (keys as :func:`estimate_background`'s keywords), on the pixels photometry
+    uses (:func:`aperflow.photometry.image_pixels`)."""
+    from aperflow.photometry import image_pixels
+
+    data, _, flags = image_pixels(image, mask_zeros)
+    opts = dict(options or {})
+    method = opts.pop("method", "2d")
+    return estimate_background(data, (flags & 1) != 0, method, **opts)

@@ -25,6 +25,7 @@ from astropy.table import Table
 
 __all__ = [
     "DETECTION_METHODS",
+    "detect_image",
     "estimate_fwhm",
     "find_sources",
     "fwhm_table",
@@ -399,5 +400,64 @@ def find_sources(
             "threshold_sigma": float(threshold),
             "coordinates": "x, y are 0-based pixel positions (numpy/photutils)",
         }
+    )
+    return sources
+
+
+#: ``field.detection`` keys that are :func:`find_sources` keywords.
+_FINDER_KEYS = (
+    "method",
+    "threshold",
+    "sharpness",
+    "roundness",
+    "exclude_border",
+    "peak_max",
+    "n_brightest",
+    "min_separation",
+    "npixels",
+    "deblend",
+    "min_kernel_fwhm",
+)
+
+
+def detect_image(image, background, options: dict | None = None, mask_zeros: bool = True):
+    """Detect the sources of an image from the ``field.detection`` options.
+
+    Parameters
+    ----------
+    image : aperflow.images.Image
+    background : aperflow.background.Background
+        Its background (subtracted; its RMS sets the threshold).
+    options : dict
+        ``fwhm`` and ``fwhm_table`` (:func:`resolve_fwhm`) and :func:`find_sources`
+        keywords.
+    mask_zeros : bool
+        As :func:`aperflow.photometry.image_pixels`.
+
+    Returns
+    -------
+    astropy.table.Table
+        :func:`find_sources`' table with ``ra``, ``dec`` added and the FWHM (and where it
+        came from) in the metadata.
+    """
+    from aperflow.photometry import image_pixels
+
+    opts = dict(options or {})
+    data, _, flags = image_pixels(image, mask_zeros)
+    fwhm, note = resolve_fwhm(image, opts.get("fwhm"), opts.get("fwhm_table"), background)
+    kwargs = {k: opts[k] for k in _FINDER_KEYS if k in opts}
+    for key in ("sharpness", "roundness"):
+        if kwargs.get(key) is not None:
+            kwargs[key] = tuple(kwargs[key])
+    sources = find_sources(
+        data - background.background, background.rms, fwhm=fwhm, mask=(flags & 1) != 0, **kwargs
+    )
+    ra = dec = np.full(len(sources), np.nan)
+    if image.wcs is not None and len(sources):
+        ra, dec = image.wcs.pixel_to_world_values(sources["x"], sources["y"])
+    sources["ra"], sources["dec"] = np.asarray(ra, float), np.asarray(dec, float)
+    sources["ra"].unit = sources["dec"].unit = "deg"
+    sources.meta.update(
+        {"image": str(image.path), "fwhm_from": note, "background_note": background.note}
     )
     return sources

@@ -57,6 +57,8 @@ __all__ = [
     "clipped_stats_sorted",
     "flux_error",
     "image_pixels",
+    "load_field_apcorr",
+    "measure_from_options",
     "measure_image",
     "radius_label",
     "resolve_annulus",
@@ -1015,3 +1017,85 @@ def measure_image(
         )
     )
     return t
+
+
+#: ``field.photometry`` keys that are :func:`measure_image` keywords.
+_MEASURE_KEYS = (
+    "radii",
+    "radii_arcsec",
+    "radii_fwhm",
+    "annulus",
+    "annulus_fwhm",
+    "sky_statistic",
+    "sky_sigma",
+    "sky_maxiters",
+    "min_sky_pixels",
+    "neighbour_radius_fwhm",
+    "method",
+    "subpixels",
+    "zeropoint",
+    "gain",
+    "chunk_size",
+)
+
+
+def load_field_apcorr(image, path, tabulation_error: float = 0.0):
+    """The aperture-correction rows of ``path`` for the image's filter and pupil.
+
+    NIRCam/NIRISS tables key narrow filters by the filter wheel *and* the pupil wheel, so
+    the header's FILTER and PUPIL are tried first, then the effective filter alone.
+    """
+    from aperflow.apcorr import ReferenceError, load_apcorr_table
+
+    raw_filter = str(image.header.get("FILTER", "") or "").strip().upper()
+    pupil = image.meta.pupil or None
+    tries = [(raw_filter, pupil), (image.meta.filter, pupil), (image.meta.filter, None)]
+    last = None
+    for filt, pup in tries:
+        if not filt:
+            continue
+        try:
+            table = load_apcorr_table(path, filt, pup)
+        except ReferenceError as exc:
+            last = exc
+            continue
+        table.tabulation_error = float(tabulation_error or 0.0)
+        return table
+    raise last or ValueError(f"{path}: no aperture corrections for {image.path}")
+
+
+def measure_from_options(image, sources, options: dict | None = None, apcorr_path=None):
+    """:func:`measure_image` driven by a data set's ``field`` options.
+
+    Parameters
+    ----------
+    image : aperflow.images.Image
+    sources : astropy.table.Table
+        Detections (:func:`aperflow.detection.detect_image`); its ``fwhm_px`` metadata is
+        the FWHM for ``_fwhm`` radii and the neighbour mask.
+    options : dict
+        The merged ``field`` options (``photometry`` block, ``mask_zeros``, data-set
+        ``zeropoint``).
+    apcorr_path : str, optional
+        CRDS-style aperture-correction table (``photometry.apcorr`` in the config).
+    """
+    options = options or {}
+    phot = dict(options.get("photometry") or {})
+    kwargs = {k: phot[k] for k in _MEASURE_KEYS if phot.get(k) is not None}
+    if "zeropoint" not in kwargs and options.get("zeropoint") is not None:
+        kwargs["zeropoint"] = options["zeropoint"]
+    offsets = {str(k).upper(): v for k, v in (phot.get("vega_offsets") or {}).items()}
+    vega = offsets.get(image.meta.filter.upper())
+    apcorr = None
+    if apcorr_path:
+        apcorr = load_field_apcorr(image, apcorr_path, phot.get("apcorr_tabulation_error", 0.0))
+    fwhm = sources.meta.get("fwhm_px") if sources is not None else None
+    return measure_image(
+        image,
+        sources,
+        fwhm=fwhm,
+        vega_offset=vega,
+        apcorr=apcorr,
+        mask_zeros=options.get("mask_zeros", True),
+        **kwargs,
+    )

@@ -1,0 +1,328 @@
+"""Per-group catalogs: the photometry tables of the dithers of one group merged by sky
+position into one row per star.
+
+Matching
+--------
+Every detection of every image is a node; two detections of *different* images closer
+than ``match_radius`` (arcsec on the sky, or pixels when an image has no WCS) are linked
+(:meth:`astropy.coordinates.SkyCoord.search_around_sky`), and a star is a connected
+component of that graph (:func:`scipy.sparse.csgraph.connected_components`). When a
+component holds two detections of one image (a chain through close neighbours), the one
+nearest the component's mean position is kept and the star counts them in
+``n_rejected``. No Python loop runs over sources.
+
+Means
+-----
+Per star and radius ``R``: the inverse-variance weighted mean flux of the measurements
+whose flags have none of ``exclude_flags`` (:func:`aperflow.aggregate.weighted_mean`),
+its error, the number of measurements used ``n_R``, ``chi2_R`` and ``rchi2_R`` (chi-square
+per degree of freedom: ~1 when the dithers agree within their errors), ``flags_R`` (the
+OR of the flags of the measurements used; of all when none was usable) and the magnitude
+of the mean flux (``mag_R``, ``mag_err_R``: averaging fluxes, not magnitudes, keeps faint
+and non-positive measurements unbiased). Aperture-corrected totals get the same.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from astropy.table import Table
+
+from aperflow import flags as F
+
+__all__ = ["DEFAULT_EXCLUDE_FLAGS", "match_detections", "merge_catalogs", "write_regions"]
+
+log = logging.getLogger("aperflow.catalog")
+
+#: Measurements with any of these flags are left out of the means.
+DEFAULT_EXCLUDE_FLAGS = ("MASKED", "SATURATED", "EDGE", "NO_SKY", "OFF_IMAGE")
+
+
+def _flag_mask(names) -> int:
+    bits = {name: bit for bit, (name, _) in F.FLAG_BITS.items()}
+    mask = 0
+    for name in names or ():
+        if isinstance(name, int | np.integer):
+            mask |= int(name)
+        elif str(name).upper() in bits:
+            mask |= bits[str(name).upper()]
+        else:
+            raise ValueError(f"unknown flag {name!r}; known: {', '.join(bits)}")
+    return mask
+
+
+def _unit_vectors(ra, dec):
+    ra, dec = np.deg2rad(ra), np.deg2rad(dec)
+    return np.c_[np.cos(dec) * np.cos(ra), np.cos(dec) * np.sin(ra), np.sin(dec)]
+
+
+def match_detections(
+    ra, dec, image, match_radius_arcsec: float = 0.1, x=None, y=None, match_radius_px=None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Group detections of several images into stars (module docstring).
+
+    Parameters
+    ----------
+    ra, dec : array_like
+        Positions in degrees (NaN where an image has no WCS).
+    image : array_like of int
+        Index of the image of each detection.
+    match_radius_arcsec : float
+        Link radius on the sky.
+    x, y, match_radius_px : array_like, float, optional
+        Pixel positions and link radius used instead when some ``ra``/``dec`` are not
+        finite (images without WCS, assumed registered).
+
+    Returns
+    -------
+    star : ndarray of int
+        Star index of each detection (0..n_stars-1), -1 for a rejected duplicate.
+    n_rejected : ndarray of int
+        Per star, detections dropped as second detections in one image.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    ra, dec = np.asarray(ra, float), np.asarray(dec, float)
+    image = np.asarray(image, dtype=np.int64)
+    n = ra.size
+    if n == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    sky = bool(np.all(np.isfinite(ra) & np.isfinite(dec)))
+    if sky:
+        from astropy import units as u
+        from astropy.coordinates import SkyCoord
+
+        coords = SkyCoord(ra * u.deg, dec * u.deg)
+        i, j, _, _ = coords.search_around_sky(coords, match_radius_arcsec * u.arcsec)
+        pos = _unit_vectors(ra, dec)
+    else:
+        from scipy.spatial import cKDTree
+
+        if x is None or y is None or not match_radius_px:
+            raise ValueError("detections without sky positions need x, y and match_radius_px")
+        pos = np.c_[np.asarray(x, float), np.asarray(y, float)]
+        pairs = cKDTree(pos).query_pairs(float(match_radius_px), output_type="ndarray")
+        i, j = pairs[:, 0], pairs[:, 1]
+    keep = image[i] != image[j]
+    graph = coo_matrix((np.ones(keep.sum()), (i[keep], j[keep])), shape=(n, n))
+    _, label = connected_components(graph, directed=False)
+    # Mean position per component and each detection's distance from it.
+    counts = np.bincount(label)
+    centre = np.stack([np.bincount(label, pos[:, k]) for k in range(pos.shape[1])], 1)
+    centre /= counts[:, None]
+    dist = np.linalg.norm(pos - centre[label], axis=1)
+    order = np.lexsort((dist, image, label))
+    key = label[order] * (image.max() + 1) + image[order]
+    first = np.r_[True, key[1:] != key[:-1]]
+    kept = np.zeros(n, bool)
+    kept[order[first]] = True
+    rejected = np.bincount(label[~kept], minlength=counts.size)
+    # Renumber stars 0..m-1 in order of first appearance.
+    stars, star_of_label = np.unique(label, return_inverse=True)
+    star = np.where(kept, star_of_label, -1)
+    return star.astype(np.int64), rejected[stars].astype(np.int64)
+
+
+def _reference_table(tables) -> Table | None:
+    """The first table that has photometry columns (failed images give bare tables)."""
+    for t in tables:
+        if t.meta.get("radii_labels") or any(c.startswith("flux_err_r") for c in t.colnames):
+            return t
+    return None
+
+
+def _radius_labels(tables) -> list[str]:
+    ref = _reference_table(tables)
+    if ref is None:
+        return []
+    labels = ref.meta.get("radii_labels")
+    if not labels:
+        labels = [c.removeprefix("flux_err_") for c in ref.colnames if c.startswith("flux_err_r")]
+    for t in tables:
+        other = t.meta.get("radii_labels")
+        if other and list(other) != list(labels):
+            log.warning(
+                "images of the group have different aperture radii (%s vs %s, e.g. radii in "
+                "FWHM units with a FWHM measured per image); the catalog uses %s",
+                other,
+                labels,
+                labels,
+            )
+    return list(labels)
+
+
+def merge_catalogs(
+    tables: list[Table],
+    names: list[str] | None = None,
+    *,
+    match_radius_arcsec: float = 0.1,
+    match_radius_px: float = 1.0,
+    exclude_flags=DEFAULT_EXCLUDE_FLAGS,
+    min_images: int = 1,
+) -> Table:
+    """Merge the photometry tables of one group into a catalog of stars.
+
+    Parameters
+    ----------
+    tables : list of astropy.table.Table
+        Per-image tables of :func:`aperflow.photometry.measure_image` (same radii).
+    names : list of str, optional
+        Image ids, for the metadata.
+    match_radius_arcsec, match_radius_px : float
+        Link radius on the sky, and in pixels for images without WCS.
+    exclude_flags : list of str or int
+        Flag names (:mod:`aperflow.flags`) that leave a measurement out of the means.
+    min_images : int
+        Keep stars detected in at least this many images.
+
+    Returns
+    -------
+    astropy.table.Table
+        ``id, ra, dec, n_images, n_rejected`` and per radius ``R``: ``flux_R,
+        flux_err_R, mag_R, mag_err_R, n_R, chi2_R, rchi2_R, flags_R`` (+ ``flux_total_R,
+        flux_total_err_R, mag_total_R, mag_total_err_R, rchi2_total_R`` with aperture
+        corrections), sorted by ``mag`` of the first radius (bright first).
+    """
+    from aperflow.aggregate import weighted_mean
+    from aperflow.calibration import magnitude, magnitude_error
+    from aperflow.tables import provenance
+
+    names = list(names) if names is not None else [str(i) for i in range(len(tables))]
+    labels = _radius_labels(tables)
+    exclude = _flag_mask(exclude_flags)
+    sizes = [len(t) for t in tables]
+    image = np.repeat(np.arange(len(tables)), sizes)
+
+    def column(name, fill=np.nan):
+        parts = [
+            np.asarray(t[name], float) if name in t.colnames else np.full(len(t), fill)
+            for t in tables
+        ]
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+    ra, dec = column("ra"), column("dec")
+    star, rejected = match_detections(
+        ra, dec, image, match_radius_arcsec, column("x"), column("y"), match_radius_px
+    )
+    n_star = int(star.max()) + 1 if star.size and star.max() >= 0 else 0
+    used = star >= 0
+    # rows[s, k]: index of star s's detection in image k, or -1
+    rows = np.full((n_star, len(tables)), -1, dtype=np.int64)
+    rows[star[used], image[used]] = np.flatnonzero(used)
+    present = rows >= 0
+    out = Table()
+    n_images = present.sum(axis=1)
+    pos = _unit_vectors(ra, dec)
+    mean = np.zeros((n_star, 3))
+    for k in range(3):
+        mean[:, k] = np.where(present, np.take(pos[:, k], np.where(present, rows, 0)), 0).sum(1)
+    out["ra"] = np.mod(np.rad2deg(np.arctan2(mean[:, 1], mean[:, 0])), 360.0)
+    out["dec"] = np.rad2deg(np.arctan2(mean[:, 2], np.hypot(mean[:, 0], mean[:, 1])))
+    out["ra"].unit = out["dec"].unit = "deg"
+    out["n_images"] = n_images
+    out["n_rejected"] = rejected
+    zp = _common_zeropoint(tables)
+    ref = _reference_table(tables)
+    flux_unit = ref["flux_" + labels[0]].unit if ref is not None and labels else None
+
+    def gather(name, fill=np.nan):
+        values = column(name, fill)
+        return np.where(present, np.take(values, np.where(present, rows, 0)), fill)
+
+    for label in labels:
+        flags = gather(f"flags_{label}", 0).astype(np.int64)
+        bad = (flags & exclude) != 0
+        for kind in ("", "total_"):
+            if ref is None or f"flux_{kind}{label}" not in ref.colnames:
+                continue
+            wm = weighted_mean(
+                gather(f"flux_{kind}{label}"),
+                gather(f"flux_{kind}err_{label}"),
+                axis=1,
+                mask=bad | ~present,
+            )
+            out[f"flux_{kind}{label}"] = wm.mean
+            out[f"flux_{kind}err_{label}"] = wm.error
+            out[f"flux_{kind}{label}"].unit = out[f"flux_{kind}err_{label}"].unit = flux_unit
+            out[f"mag_{kind}{label}"] = magnitude(wm.mean, zp)
+            out[f"mag_{kind}err_{label}"] = magnitude_error(wm.mean, wm.error)
+            out[f"mag_{kind}{label}"].unit = out[f"mag_{kind}err_{label}"].unit = "mag"
+            if kind == "":
+                out[f"n_{label}"] = wm.n
+                out[f"chi2_{label}"] = wm.chi2
+                out[f"rchi2_{label}"] = wm.reduced_chi2
+                use = present & ~bad
+                any_use = use.any(axis=1)
+                out[f"flags_{label}"] = np.where(
+                    any_use,
+                    np.bitwise_or.reduce(np.where(use, flags, 0), axis=1),
+                    np.bitwise_or.reduce(np.where(present, flags, 0), axis=1),
+                ).astype(np.int32)
+            else:
+                out[f"rchi2_total_{label}"] = wm.reduced_chi2
+    keep = n_images >= int(min_images)
+    out = out[keep]
+    if len(out) and labels:
+        order = np.argsort(np.nan_to_num(np.asarray(out[f"mag_{labels[0]}"]), nan=np.inf))
+        out = out[order]
+    out.add_column(np.arange(1, len(out) + 1, dtype=np.int64), name="id", index=0)
+    out.meta.update(
+        provenance(
+            images=names,
+            match_radius_arcsec=float(match_radius_arcsec),
+            match_radius_px=float(match_radius_px),
+            exclude_flags=[F.FLAG_BITS[b][0] for b in F.FLAG_BITS if b & exclude],
+            min_images=int(min_images),
+            radii_labels=labels,
+            radii_px=ref.meta.get("radii_px") if ref is not None else None,
+            zeropoint=zp,
+            magnitude_system=ref.meta.get("magnitude_system") if ref is not None else None,
+            flux_unit=str(flux_unit) if flux_unit is not None else None,
+            mean="inverse-variance weighted mean flux (aperflow.aggregate.weighted_mean); "
+            "mag = magnitude of the mean flux",
+            n_detections=int(sum(sizes)),
+        )
+    )
+    return out
+
+
+def _common_zeropoint(tables) -> float:
+    zps = [float(t.meta["zeropoint"]) for t in tables if "zeropoint" in t.meta]
+    if not zps:
+        return 0.0
+    if np.ptp(zps) > 1e-6:
+        log.warning(
+            "zero points differ between the images of the group (%s); fluxes are averaged "
+            "in the calibrated unit and magnitudes use the first (%.4f)",
+            ", ".join(f"{z:.4f}" for z in zps),
+            zps[0],
+        )
+    return zps[0]
+
+
+def write_regions(catalog: Table, path, radius_arcsec: float = 0.2, color: str = "green"):
+    """Write the catalog's stars as a DS9 region file (fk5/icrs circles labelled with the
+    star id), atomically; an empty catalog gives a file with only the header."""
+    from astropy import units as u
+    from astropy.coordinates import SkyCoord
+    from regions import CircleSkyRegion, Regions
+
+    from aperflow.tables import write_text
+
+    good = np.isfinite(np.asarray(catalog["ra"], float)) if len(catalog) else np.zeros(0, bool)
+    shapes = []
+    if good.any():
+        centres = SkyCoord(catalog["ra"][good], catalog["dec"][good], unit="deg")
+        ids = np.asarray(catalog["id"])[good]
+        shapes = [
+            CircleSkyRegion(
+                c, radius_arcsec * u.arcsec, meta={"text": f"{i}"}, visual={"color": color}
+            )
+            for c, i in zip(centres, ids, strict=True)
+        ]
+    text = Regions(shapes).serialize(format="ds9") if shapes else ""
+    if not text:
+        text = "# Region file format: DS9 astropy/regions\n# no sources\n"
+    write_text(text, path)

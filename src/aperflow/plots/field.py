@@ -1,0 +1,101 @@
+"""Plots of the field mode, one figure per group: magnitude vs magnitude error, source
+positions per image (all detections vs the ones kept), and the sky (background) maps."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from aperflow import flags as F
+from aperflow.plots.style import figure, save_figure, zscale_limits
+
+__all__ = ["kept_mask", "plot_mag_error", "plot_positions", "plot_sky_maps"]
+
+
+def _label(table, label: str | None) -> str:
+    labels = table.meta.get("radii_labels") or [
+        c.removeprefix("flux_err_") for c in table.colnames if c.startswith("flux_err_r")
+    ]
+    if label and label in labels:
+        return label
+    return labels[0] if labels else ""
+
+
+def kept_mask(table, label: str | None = None) -> np.ndarray:
+    """Detections kept in the clean catalog (as seed 000 cleans): finite magnitude, a
+    local sky, and none of MASKED, SATURATED, EDGE, NO_SKY at the radius ``label``."""
+    label = _label(table, label)
+    if not label or len(table) == 0:
+        return np.zeros(len(table), bool)
+    bad = F.MASKED | F.SATURATED | F.EDGE | F.NO_SKY | F.NONPOSITIVE
+    flags = np.asarray(table[f"flags_{label}"], dtype=np.int64)
+    return np.isfinite(np.asarray(table[f"mag_{label}"], float)) & ((flags & bad) == 0)
+
+
+def _grid(n: int):
+    ncols = min(max(n, 1), 3)
+    nrows = int(np.ceil(max(n, 1) / ncols))
+    return nrows, ncols
+
+
+def plot_mag_error(tables, names, path, title: str = "", label: str | None = None) -> None:
+    """Magnitude vs magnitude error of every image of a group at one radius."""
+    fig, axes = figure(1, 1, (6.4, 4.8))
+    ax = axes[0, 0]
+    any_point = False
+    for table, name in zip(tables, names, strict=True):
+        lab = _label(table, label)
+        if not lab or len(table) == 0:
+            continue
+        keep = kept_mask(table, lab)
+        ax.scatter(table[f"mag_{lab}"][keep], table[f"mag_err_{lab}"][keep], s=6, label=name)
+        any_point |= bool(keep.any())
+    system = tables[0].meta.get("magnitude_system", "") if tables else ""
+    lab = _label(tables[0], label) if tables else ""
+    ax.set_xlabel(f"mag {lab} [{system}]")
+    ax.set_ylabel("mag error")
+    ax.set_yscale("log")
+    if any_point:
+        ax.legend(fontsize=7, loc="upper left")
+    else:
+        ax.text(0.5, 0.5, "no sources", transform=ax.transAxes, ha="center")
+    ax.set_title(title)
+    save_figure(fig, path)
+
+
+def plot_positions(tables, names, path, title: str = "", label: str | None = None) -> None:
+    """Source positions per image: all detections and those kept (seed 000's figure)."""
+    nrows, ncols = _grid(len(tables))
+    fig, axes = figure(nrows, ncols, (4.0 * ncols, 4.0 * nrows))
+    for k, ax in enumerate(axes.ravel()):
+        if k >= len(tables):
+            ax.set_visible(False)
+            continue
+        table = tables[k]
+        keep = kept_mask(table, label)
+        ax.scatter(table["x"], table["y"], s=4, c="0.6", label=f"all ({len(table)})")
+        ax.scatter(table["x"][keep], table["y"][keep], s=4, c="C1", label=f"kept ({keep.sum()})")
+        ax.set_xlabel("x [px, 0-based]")
+        ax.set_ylabel("y [px, 0-based]")
+        ax.set_title(names[k], fontsize=8)
+        ax.set_aspect("equal", adjustable="datalim")
+        ax.legend(fontsize=7, loc="upper right")
+    fig.suptitle(title)
+    save_figure(fig, path)
+
+
+def plot_sky_maps(backgrounds, names, path, title: str = "") -> None:
+    """The background map of every image of a group (zscale), with its median and RMS."""
+    nrows, ncols = _grid(len(backgrounds))
+    fig, axes = figure(nrows, ncols, (4.0 * ncols, 3.6 * nrows))
+    for k, ax in enumerate(axes.ravel()):
+        if k >= len(backgrounds):
+            ax.set_visible(False)
+            continue
+        bkg = backgrounds[k]
+        lo, hi = zscale_limits(bkg.background)
+        im = ax.imshow(bkg.background, vmin=lo, vmax=hi if hi > lo else lo + 1)
+        fig.colorbar(im, ax=ax, shrink=0.8)
+        ax.set_title(f"{names[k]}\n{bkg.method}: {bkg.median:.4g} +- {bkg.std:.3g}", fontsize=8)
+        ax.grid(False)
+    fig.suptitle(title)
+    save_figure(fig, path)

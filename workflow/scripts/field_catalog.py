@@ -1,0 +1,38 @@
+"""Rule catalog: the photometry tables of one group (dithers) merged by sky position into
+one row per star with weighted-mean fluxes; ECSV + Parquet and a DS9 region file."""
+
+from pathlib import Path
+
+import numpy as np
+
+from aperflow.catalog import merge_catalogs, write_regions
+from aperflow.logs import job_logger
+from aperflow.tables import read_table, write_table
+
+log = job_logger(snakemake.log, snakemake.rule)
+cat_opts = dict(snakemake.params.options.get("catalog") or {})
+tables = [read_table(p) for p in snakemake.input.tables]
+names = [Path(p).stem for p in snakemake.input.tables]
+region_radius = cat_opts.pop("region_radius_arcsec", 0.2)
+cat_opts.pop("plot_radius", None)
+catalog = merge_catalogs(tables, names, **cat_opts)
+catalog.meta["group"] = snakemake.wildcards.group
+write_table(catalog, snakemake.output.table, snakemake.output.parquet)
+write_regions(catalog, snakemake.output.regions, radius_arcsec=region_radius)
+if len(catalog) == 0:
+    log.warning(
+        "group %s: no sources in any of its %d images: empty catalog",
+        snakemake.wildcards.group,
+        len(tables),
+    )
+else:
+    label = catalog.meta["radii_labels"][0]
+    log.info(
+        "group %s: %d stars from %d detections in %d images; median reduced chi2 at %s: %.3g",
+        snakemake.wildcards.group,
+        len(catalog),
+        catalog.meta["n_detections"],
+        len(tables),
+        label,
+        np.nanmedian(catalog[f"rchi2_{label}"]),
+    )
