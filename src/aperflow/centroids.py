@@ -304,7 +304,7 @@ def fit_gaussian_2d(
     fwhm: float = 2.0,
     max_shift: float = 3.0,
     maxiter: int = 50,
-    tol: float = 1e-9,
+    tol: float = 1e-6,
     chunk: int = 128,
 ) -> GaussianFit:
     """Fit an elliptical 2-D Gaussian plus a constant to each stamp (see the module docs).
