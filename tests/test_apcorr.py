@@ -144,3 +144,44 @@ def test_total_from_ee_recovers_total():
     assert n == 6 and total == pytest.approx(1234.0, rel=1e-12)
     # error: the largest single-radius error (5 / EE(5)), scatter 0 here
     assert err == pytest.approx(5.0 / ref(5.0)[0], rel=1e-12)
+
+
+def test_load_reference_ee_every_kind(tmp_path):
+    radtab = shared_file("reference/niriss_psf_ee/f200w_psf.radtab")
+    spec = {"kind": "radtab", "path": str(radtab.parent / "{filter}_psf.radtab")}
+    assert load_reference_ee(spec, "F200W").radius[0] == 1.0
+    crds = shared_file(NIRCAM)
+    ee = load_reference_ee(
+        {"kind": "apcorr", "path": str(crds), "tabulation_error": 0.01}, "F444W"
+    )
+    value, err = ee(5.0)
+    assert value == pytest.approx(0.8189596) and err == pytest.approx(0.01 * value)
+    csv = shared_file("reference/hst_ee/ir_aper_corrections.csv")
+    h = load_reference_ee({"kind": "hst_csv", "path": str(csv)}, "F126N", pixel_scale=0.128)
+    assert h.radius[-1] == pytest.approx(6.0 / 0.128)
+    with pytest.raises(ReferenceError, match="pixel scale"):
+        load_reference_ee({"kind": "hst_csv", "path": str(csv)}, "F126N")
+    with pytest.raises(ReferenceError, match="unknown reference EE kind"):
+        load_reference_ee({"kind": "psf", "path": str(csv)}, "F126N")
+
+
+def test_group_apcorr_and_totals_table():
+    from aperflow.apcorr import group_apcorr, throughput_factor, totals_table
+
+    ref = EECurve(np.arange(1.0, 16.0), 1 - np.exp(-np.arange(1.0, 16.0) / 3))
+    r = np.array([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 15], dtype=float)
+    mean = Table({"radius": r, "mean": 500.0 * ref(r)[0], "mean_err": np.full(r.size, 2.0)})
+    mean.meta.update(filter="F277W", pupil="CLEARP", bunit="DN/s", group="g",
+                     calibration={"factor": 2e-7, "unit": "Jy", "zeropoint": 8.9, "system": "AB"})  # fmt: skip
+    factor = throughput_factor({"clearp": 0.84}, "F277W", "CLEARP")
+    assert factor == 0.84 and throughput_factor({"F200W": 0.9}, "F277W", "CLEARP") == 1.0
+    ap = group_apcorr(mean, ref, 5, 10, factor)
+    assert ap.meta["total"] == pytest.approx(500.0 * 0.84)
+    np.testing.assert_allclose(ap["ee_measured"] * 0.84, ref(r)[0], rtol=1e-12)
+    assert list(ap["in_range"]).count(True) == 6
+    none = group_apcorr(mean, None)
+    assert np.isnan(none.meta["total"]) and none.meta["reference"] == "none configured"
+    tot = totals_table([ap, none])
+    assert tot["flux"][0] == pytest.approx(420.0 * 2e-7)
+    assert tot["mag"][0] == pytest.approx(-2.5 * np.log10(420.0 * 2e-7) + 8.9)
+    assert np.isnan(tot["mag"][1]) and tot["flags"][1] != 0

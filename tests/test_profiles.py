@@ -359,3 +359,25 @@ def test_wfc3ir_wasp12_curve_of_growth_follows_published_ee():
     outer = arcsec >= 1.2
     assert outer.sum() >= 3
     np.testing.assert_array_less(np.abs(ratio[outer] - 1), 0.05)
+
+
+def test_failed_image_is_left_out_of_the_group_mean(tmp_path):
+    """One image whose star cannot be measured gives a NaN table saying why; the group
+    mean is made from the others and names the one left out."""
+    from aperflow.profiles import failed_profile, mean_profile_of_files
+    from aperflow.tables import write_table
+
+    image, _ = _star_image()
+    good = ee_profile(image, {"target": {"x": 40.3, "y": 38.6}})
+    with pytest.raises(ProfileError, match="outside") as err:
+        ee_profile(image, {"target": {"x": 400.0, "y": 38.6}})
+    bad = failed_profile("ee", {}, "off.fits", str(err.value))
+    assert np.isnan(bad["flux"]).all() and np.all(bad["flags"] == F.OFF_IMAGE)
+    paths = [tmp_path / "a.ecsv", tmp_path / "b.ecsv"]
+    write_table(good, paths[0])
+    write_table(bad, paths[1])
+    mean = mean_profile_of_files([str(p) for p in paths], "ee")
+    np.testing.assert_allclose(mean["mean"], good["flux"])
+    assert len(mean.meta["dithers"]) == 1 and "lies outside" in mean.meta["left_out"][0]
+    with pytest.raises(ProfileError, match="no measurable image"):
+        mean_profile_of_files([str(paths[1])], "ee")

@@ -548,8 +548,17 @@ def _working_data(image: Image) -> tuple[np.ndarray, np.ndarray | None]:
     return data, error
 
 
-def _gain(image: Image, opts: dict) -> float | None:
-    return image.poisson_gain(default_gain=opts.get("gain"))
+def _error_terms(image: Image, error, opts: dict):
+    """The ERR array to use (``error_model: err``) or None, and the Poisson gain."""
+    if opts["error_model"] == "err" and error is None:
+        raise ProfileError(f"{image.path}: error_model 'err' but the image has no ERR array")
+    use_err = error if opts["error_model"] == "err" else None
+    return use_err, image.poisson_gain(default_gain=opts.get("gain"))
+
+
+def _arcsec(radii: np.ndarray, image: Image) -> np.ndarray:
+    scale = image.pixel_scale()
+    return radii * scale if scale else np.full(radii.size, np.nan)
 
 
 def _calibration_meta(image: Image) -> dict:
@@ -669,20 +678,16 @@ def ee_profile(image: Image, options: dict | None = None) -> Table:
         int(opts["median_size"]),
         center=(cen.x, cen.y),
     )
-    use_err = error if opts["error_model"] == "err" else None
-    if opts["error_model"] == "err" and error is None:
-        raise ProfileError(f"{image.path}: error_model 'err' but the image has no ERR array")
-    gain = _gain(image, opts)
+    use_err, gain = _error_terms(image, error, opts)
     cog = curve_of_growth(
         rep.data, cen.x, cen.y, radii, sky, gain, use_err, image.flags, rep.repaired
     )
     flags = cog["flags"] | cen.flags
-    scale = image.pixel_scale()
     unit = _unit(image.meta.bunit) if not image.is_surface_brightness else None
     table = Table(
         {
             "radius": radii,
-            "radius_arcsec": radii * scale if scale else np.full(radii.size, np.nan),
+            "radius_arcsec": _arcsec(radii, image),
             "area": cog["area"],
             "flux": cog["flux"],
             "flux_err": cog["flux_err"],
@@ -729,14 +734,13 @@ def sb_profile(image: Image, options: dict | None = None) -> Table:
     r_in = radii.max() + width / 2 + float(sbo["sky_gap"])
     cen, sky = _locate(image, data, opts, r_in, r_in + float(sbo["sky_width"]))
     clip = sky.mean - sbo["clip_sigma"] * sky.std if (sbo["clip"] and sky.n > 0) else None
-    use_err = error if opts["error_model"] == "err" else None
-    gain = _gain(image, opts)
+    use_err, gain = _error_terms(image, error, opts)
     prof = surface_brightness(data, cen.x, cen.y, radii, width, sky, clip, gain, use_err)
     scale = image.pixel_scale()
     table = Table(
         {
             "radius": radii,
-            "radius_arcsec": radii * scale if scale else np.full(radii.size, np.nan),
+            "radius_arcsec": _arcsec(radii, image),
             "r_in": prof["r_in"],
             "r_out": prof["r_out"],
             "n_pix": prof["n_pix"],
