@@ -462,7 +462,9 @@ def total_from_ee(radius, flux, flux_err, reference: EECurve, rmin: float, rmax:
     largest single ``sigma_i`` (as in seed 001: the measurements are nearly fully
     correlated, so averaging does not shrink the error), combined in quadrature with the
     standard deviation of the ``T_i`` about their mean (a systematic: how well the shape
-    of the reference matches the measured curve).
+    of the reference matches the measured curve). Seed 001's totfluxes takes, per radius,
+    the largest count rate of the dithers; here the curve is the weighted mean over
+    dithers (the maximum of noisy values is biased high).
 
     Returns
     -------
