@@ -32,7 +32,9 @@ def test_total_flux_in_huge_aperture_matches_truth(demo_dir):
             clean = data - (scene - single)
             pos = (row["x"], row["y"])
             aper = CircularAperture(pos, r=25.0)
-            sky = np.nanmedian(CircularAnnulus(pos, 26.0, 34.0).to_mask(method="center").get_values(clean))
+            sky = np.nanmedian(
+                CircularAnnulus(pos, 26.0, 34.0).to_mask(method="center").get_values(clean)
+            )
             # Dead pixels (NaN) get the noiseless model: ~1 per aperture of 2000 pixels.
             clean = np.where(np.isnan(clean), single + sky, clean)
             err_img = np.where(image.mask, 0.0, image.error * image.area)
@@ -88,10 +90,27 @@ def test_same_seed_gives_identical_bytes(tmp_path):
 def test_field_headers_follow_jwst_conventions(demo_dir):
     path = demo_files(demo_dir)["field"][-1]
     with fits.open(path) as hdul:
-        assert [h.name for h in hdul] == ["PRIMARY", "SCI", "ERR", "DQ", "AREA", "VAR_POISSON", "VAR_RNOISE"]
+        assert [h.name for h in hdul] == [
+            "PRIMARY",
+            "SCI",
+            "ERR",
+            "DQ",
+            "AREA",
+            "VAR_POISSON",
+            "VAR_RNOISE",
+        ]
         p, s = hdul[0].header, hdul["SCI"].header
-        for key in ("TELESCOP", "INSTRUME", "DETECTOR", "FILTER", "PUPIL", "SUBARRAY",
-                    "EXPSTART", "EXPEND", "EFFEXPTM"):
+        for key in (
+            "TELESCOP",
+            "INSTRUME",
+            "DETECTOR",
+            "FILTER",
+            "PUPIL",
+            "SUBARRAY",
+            "EXPSTART",
+            "EXPEND",
+            "EFFEXPTM",
+        ):
             assert key in p, key
         assert p["DETECTOR"] == "NRCBLONG"
         for key in ("BUNIT", "PHOTMJSR", "PIXAR_SR", "PIXAR_A2", "CTYPE1"):
