@@ -514,3 +514,95 @@ def test_placement_converts_each_position_on_a_distorted_wcs(tmp_path):
     placement = place_targets(read_coordinates(csv, 1.0), image)
     radii = [g.aperture.r for g in placement.groups]
     assert len(radii) == 2 and abs(radii[0] / radii[1] - 1) > 0.02  # not one shared scale
+
+
+# ---------------------------------------------------------------- archive (no network)
+
+
+class _FakeMast:
+    """Stands in for astroquery.mast.Observations: records calls, 'downloads' files."""
+
+    def __init__(self):
+        self.calls = []
+
+    def query_criteria(self, **criteria):
+        self.calls.append(("query", criteria))
+        return Table({"obsid": ["1", "2"]})
+
+    def get_product_list(self, obs):
+        return Table(
+            {
+                "obs_id": ["j1", "j1", "j2"],
+                "productFilename": ["j1_drc.fits", "j1_flc.fits", "j2_drc.fits"],
+                "productSubGroupDescription": ["DRC", "FLC", "DRC"],
+                "size": [5, 7, 5],
+            }
+        )
+
+    def filter_products(self, products, **wanted):
+        self.calls.append(("filter", wanted))
+        keep = np.isin(
+            products["productSubGroupDescription"], wanted["productSubGroupDescription"]
+        )
+        return products[keep]
+
+    def download_products(self, products, download_dir, flat, cache):
+        self.calls.append(("download", list(products["productFilename"])))
+        from pathlib import Path
+
+        for name in products["productFilename"]:
+            (Path(download_dir) / name).write_bytes(b"12345")
+        return Table(
+            {
+                "Local Path": [f"{download_dir}/{n}" for n in products["productFilename"]],
+                "Status": ["COMPLETE"] * len(products),
+            }
+        )
+
+
+def test_archive_queries_the_region_footprint_and_reuses_files(tmp_path):
+    from aperflow.archive import fetch_images, target_footprint
+    from aperflow.forced import DEFAULTS
+
+    csv = tmp_path / "t.csv"
+    csv.write_text("id,ra,dec,radius\na,150.0,2.0,1\nb,150.01,2.0,2\n")
+    targets = read_coordinates(csv)
+    centre, radius = target_footprint(targets, padding_arcsec=10.0)
+    assert centre.ra.deg == pytest.approx(150.005, abs=1e-6)
+    half_sep = 18.0 * np.cos(np.deg2rad(2.0))  # 0.005 deg of RA at dec 2
+    assert radius.to_value(u.arcsec) == pytest.approx(half_sep + 2.0 + 10.0, abs=1e-3)
+    (tmp_path / "dl").mkdir()
+    (tmp_path / "dl" / "j1_drc.fits").write_bytes(b"12345")  # already there, right size
+    fake = _FakeMast()
+    table = fetch_images(targets, tmp_path / "dl", DEFAULTS["archive"], observations=fake)
+    assert list(table["filename"]) == ["j1_drc.fits", "j2_drc.fits"]
+    assert list(table["status"]) == ["reused", "downloaded"]
+    query = fake.calls[0][1]
+    assert query["instrument_name"] == ["ACS/WFC"] and query["provenance_name"] == ["HAP-SVM"]
+    assert query["dataproduct_type"] == "image" and query["calib_level"] == [3]
+    assert ("download", ["j2_drc.fits"]) in fake.calls
+
+
+def test_archive_without_astroquery_says_how_to_install(tmp_path):
+    try:
+        import astroquery  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("astroquery is installed: the missing-package message cannot show")
+    from aperflow.archive import ArchiveError, fetch_images
+
+    csv = tmp_path / "t.csv"
+    csv.write_text("id,ra,dec\na,150.0,2.0\n")
+    with pytest.raises(ArchiveError, match=r"pip install 'aperflow\[archive\]'"):
+        fetch_images(read_coordinates(csv), tmp_path / "dl", {})
+
+
+def test_failed_image_table_is_skipped_by_the_catalog(demo_dir, demo_targets):
+    from aperflow.forced import failed_table
+
+    bad = failed_table("broken_drc.fits", "broken_drc.fits: not a readable FITS file", "F606W")
+    assert len(bad) == 0 and bad.meta["problems"] == ["broken_drc.fits: not a readable FITS file"]
+    good = measure_image(_demo_image(demo_dir, "F606W"), demo_targets)
+    cat = combine_band([bad, good], demo_targets, "F606W")
+    assert (cat["n_images"] == 1).all() and cat.meta["mag_system"] == "AB"

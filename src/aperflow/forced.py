@@ -67,6 +67,7 @@ __all__ = [
     "band_sort_key",
     "filter_wavelength_nm",
     "combine_band",
+    "failed_table",
     "forced_options",
     "image_filter",
     "image_zeropoint",
@@ -102,8 +103,8 @@ DEFAULTS: dict = {
         "instruments": ["ACS/WFC"],
         "filters": [],
         "calib_level": [3],
-        "project": "HAP",
         "provenance": ["HAP-SVM"],
+        "project": [],
         "products": ["DRC"],
         "padding_arcsec": 10.0,
     },
@@ -492,8 +493,9 @@ def _global_sky_model(pix: _Pixels, options):
 
 
 def _group_sky(group, pix: _Pixels, options, global_bkg):
-    """Sky level per pixel, sky noise per pixel, pixels used and the effective number of
-    sky pixels for the error formula, for each position of a group."""
+    """Sky level per pixel, sky noise per pixel, pixels used, the effective number of sky
+    pixels for the error formula and the annulus' inner/outer semi-major axes, for each
+    position of a group."""
     from photutils.aperture import ApertureStats
 
     bkg_opts = options["background"]
@@ -505,16 +507,20 @@ def _group_sky(group, pix: _Pixels, options, global_bkg):
         level = np.atleast_1d(ApertureStats(bkg.background, ap, sum_method="exact").sum)
         rms = np.atleast_1d(ApertureStats(bkg.rms, ap, sum_method="exact").sum)
         area = np.atleast_1d(ap.area_overlap(np.zeros(pix.data.shape)))
+        nan = np.full(n, np.nan)
         with np.errstate(invalid="ignore", divide="ignore"):
-            return level / area, rms / area, np.full(n, n_sky), np.full(n, n_sky)
+            return level / area, rms / area, np.full(n, n_sky), np.full(n, n_sky), nan, nan
     annulus = sky_apertures(group, options)
     if annulus.isscalar:  # an explicit DS9 background annulus (one target, its own centre)
         annulus = _with_positions(annulus, np.atleast_2d(annulus.positions))
     level, std, n_sky = _local_sky(pix.data, pix.mask, annulus, options)
+    geom = _geometry(annulus)
+    sky_in, sky_out = np.full(n, geom["a_in_px"]), np.full(n, geom["a_px"])
     if method == "none":  # already sky-subtracted: no level, no error of the level
-        return np.zeros(n), std, n_sky, np.full(n, np.inf)
+        return np.zeros(n), std, n_sky, np.full(n, np.inf), sky_in, sky_out
     # a median is a noisier level than a mean: fewer effective pixels (field engine's rule)
-    return level, std, n_sky, n_sky / SKY_VARIANCE_FACTOR[bkg_opts["statistic"]]
+    n_eff = n_sky / SKY_VARIANCE_FACTOR[bkg_opts["statistic"]]
+    return level, std, n_sky, n_eff, sky_in, sky_out
 
 
 def measure_image(
@@ -543,7 +549,9 @@ def measure_image(
         dec, x, y`` (region centre; 0-based pixels), the pixel aperture (``a_px, b_px,
         a_in_px, theta_px``), ``area`` (unmasked pixels used), ``area_arcsec2``, ``sky``
         (level per pixel subtracted), ``sky_std`` (noise per pixel, de-biased for the
-        clipping), ``n_sky`` (sky pixels used), ``sum`` and ``sum_err`` (pixel units),
+        clipping), ``n_sky`` (sky pixels used), ``sky_in_px, sky_out_px`` (the sky
+        annulus' semi-major axes; NaN for the global sky), ``sum`` and ``sum_err`` (pixel
+        units),
         ``flux`` and ``flux_err`` (calibrated unit, ``meta['flux_unit']``), ``flux_ujy``
         and ``flux_ujy_err`` (AB flux density, NaN when uncalibrated), ``snr``, ``mag``,
         ``mag_err``, ``mag_ul3``, ``mag_ul5``, ``xcentroid, ycentroid, ra_centroid,
@@ -583,7 +591,7 @@ def measure_image(
         _measure_group(g, targets, image.wcs, pix, gain, opts, global_bkg)
         for g in placement.groups
     ]
-    table = _assemble(rows, image, cal)
+    table = _assemble(rows, image.pixel_scale(), image.meta.bunit, cal)
     table.meta.update(
         provenance(
             image=image.path,
@@ -610,7 +618,7 @@ def _measure_group(group, targets, wcs, pix: _Pixels, gain, opts, global_bkg) ->
     ap = group.aperture
     n = len(group.index)
     method = opts["background"]["method"]
-    sky, sky_std, n_sky, n_eff = _group_sky(group, pix, opts, global_bkg)
+    sky, sky_std, n_sky, n_eff, sky_in, sky_out = _group_sky(group, pix, opts, global_bkg)
     flag = np.zeros(n, dtype=np.int64)
     no_sky = ~np.isfinite(sky) | ((n_sky == 0) & (method == "local"))
     flag[no_sky] |= F.NO_SKY
@@ -658,6 +666,8 @@ def _measure_group(group, targets, wcs, pix: _Pixels, gain, opts, global_bkg) ->
         "sky": sky,
         "sky_std": sky_std,
         "n_sky": n_sky,
+        "sky_in_px": sky_in,
+        "sky_out_px": sky_out,
         "sum": total,
         "sum_err": err,
         "xcentroid": xc,
@@ -687,7 +697,8 @@ _COLUMNS = (
     ("x", float, u.pix), ("y", float, u.pix), ("a_px", float, u.pix), ("b_px", float, u.pix),
     ("a_in_px", float, u.pix), ("theta_px", float, u.deg), ("area", float, u.pix**2),
     ("area_arcsec2", float, u.arcsec**2), ("sky", float, None), ("sky_std", float, None),
-    ("n_sky", float, None), ("sum", float, None), ("sum_err", float, None),
+    ("n_sky", float, None), ("sky_in_px", float, u.pix), ("sky_out_px", float, u.pix),
+    ("sum", float, None), ("sum_err", float, None),
     ("flux", float, None), ("flux_err", float, None), ("flux_ujy", float, u.uJy),
     ("flux_ujy_err", float, u.uJy), ("snr", float, None), ("mag", float, u.mag),
     ("mag_err", float, u.mag), ("mag_ul3", float, u.mag), ("mag_ul5", float, u.mag),
@@ -730,7 +741,7 @@ def _unit(text: str):
     return None if unit == u.dimensionless_unscaled else unit
 
 
-def _assemble(rows: list[dict], image: Image, cal) -> Table:
+def _assemble(rows: list[dict], pixel_scale: float | None, bunit: str, cal) -> Table:
     data = {name: [] for name, _, _ in _COLUMNS}
     order = []
     for row in rows:
@@ -743,7 +754,7 @@ def _assemble(rows: list[dict], image: Image, cal) -> Table:
     for name, dtype, _ in _COLUMNS:
         parts = data[name]
         cols[name] = np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
-    scale = image.pixel_scale() or np.nan
+    scale = pixel_scale or np.nan
     cols["area_arcsec2"] = cols["area"] * scale**2
     cols["flux"] = cal.factor * cols["sum"]
     cols["flux_err"] = cal.factor * cols["sum_err"]
@@ -761,7 +772,7 @@ def _assemble(rows: list[dict], image: Image, cal) -> Table:
     cols["mag_ul5"] = upper_limit_magnitude(cols["flux_err"], 5.0, cal.zeropoint)
     sort = np.argsort(np.concatenate(order)) if order else np.zeros(0, dtype=int)
     table = Table()
-    pix_unit = _unit(image.meta.bunit)
+    pix_unit = _unit(bunit)
     flux_unit = _unit(cal.unit)
     for name, _, unit in _COLUMNS:
         if name in ("sky", "sky_std", "sum", "sum_err"):
@@ -773,6 +784,28 @@ def _assemble(rows: list[dict], image: Image, cal) -> Table:
             table[name].unit = unit
     table["flags"].description = "aperflow.flags bits (0 = clean)"
     table["x"].description = "region centre, 0-based pixel"
+    return table
+
+
+def failed_table(path: str, reason: str, band: str = "NONE") -> Table:
+    """The per-image table of an image that could not be measured: no rows, every column,
+    and ``meta['problems']`` saying why (the catalogs skip it)."""
+    from aperflow.calibration import FluxCalibration
+
+    cal = FluxCalibration(1.0, "", 0.0, "instrumental", reason)
+    table = _assemble([], None, "", cal)
+    table.meta.update(
+        provenance(
+            image=str(path),
+            filter=band,
+            mag_system="",
+            zeropoint=0.0,
+            flux_unit="",
+            off_image=[],
+            problems=[reason],
+            pixel_origin="0-based",
+        )
+    )
     return table
 
 
@@ -814,7 +847,8 @@ def combine_band(
     targets = list(targets)
     ids = [t.id for t in targets]
     pos = {t: k for k, t in enumerate(ids)}
-    tables = [t for t in tables if t is not None]
+    # images that covered nothing (or failed) add nothing, whatever their calibration
+    tables = [t for t in tables if t is not None and len(t)]
     n_t, n_i = len(ids), len(tables)
     bad_bits = 0
     for name in exclude_flags:
