@@ -27,6 +27,8 @@ if len(catalog) == 0:
     )
 else:
     label = catalog.meta["radii_labels"][0]
+    rchi2 = np.asarray(catalog[f"rchi2_{label}"], float)
+    rchi2 = np.nanmedian(rchi2) if np.isfinite(rchi2).any() else np.nan
     log.info(
         "group %s: %d stars from %d detections in %d images; median reduced chi2 at %s: %.3g",
         snakemake.wildcards.group,
@@ -34,5 +36,5 @@ else:
         catalog.meta["n_detections"],
         len(tables),
         label,
-        np.nanmedian(catalog[f"rchi2_{label}"]),
+        rchi2,
     )
