@@ -348,6 +348,11 @@ def test_ramp_is_last_minus_first_group_with_raw_saturation(tmp_path):
     assert t["flags_r5"][2] & F.SATURATED and not t["flags_r5"][0] & F.SATURATED
     np.testing.assert_allclose(t["mjd_utc"] - t["mjd_utc"][0], [0, 10 / 86400, 20 / 86400],
                                atol=1e-9)  # fmt: skip
+    # a data set's own images block (here a lower saturation level) overrides the global
+    low = measure_series(path, {"radii": [5], "target": {"x": 20, "y": 21},
+                                "images": {"saturation": bias + 1.5 * 3e4 * PSF.stamp(20.2, 21.1)[0].max()}},
+                         {"saturation": None})  # fmt: skip
+    assert all(low["flags_r5"] & F.SATURATED)
     # seed 002's choice of groups
     t2 = measure_series(path, {"radii": [5], "ramp_groups": [0, 1], "target": {"x": 20, "y": 21}})
     assert t2["flux_r5"][0] == pytest.approx(t["flux_r5"][0] / 2, rel=0.02)

@@ -23,11 +23,11 @@ PLOTS = ["lightcurve", "centroids", "flux_vs_centroid", "scatter_matrix", "preci
 
 
 def _need(run: Path, relative: str) -> Path:
-    path = run / relative
-    if not path.exists():
-        stderr = (run / "snakemake.stderr").read_text()[-3000:]
-        pytest.fail(f"{relative} was not made by the demo run; snakemake said:\n{stderr}")
-    return path
+    """An output of the demo run; the test fails with snakemake's stderr when it is absent."""
+    if not (run / relative).exists():
+        said = (run / "snakemake.stderr").read_text()[-3000:]
+        pytest.fail(f"the demo run did not make {relative}; its stderr ends:\n{said}")
+    return run / relative
 
 
 @pytest.fixture(scope="module")

@@ -68,6 +68,7 @@ from aperflow.centroids import (
     extract_stamps,
     fit_gaussian_2d,
 )
+from aperflow.datasets import deep_merge, image_id
 from aperflow.images import (
     DEFAULT_DQ,
     PIXEL_BAD,
@@ -336,35 +337,27 @@ def _isot_mjd(date: str, time: str | None = None) -> float | None:
 
 def _exposure_bounds(header) -> tuple[float | None, float | None, str]:
     """Start and end of the exposure in MJD UTC, and which keywords gave them."""
-
-    def num(key):
-        try:
-            value = float(header[key])
-        except (KeyError, TypeError, ValueError):
-            return None
-        return value if np.isfinite(value) and value > 0 else None
-
-    start, end = num("EXPSTART"), num("EXPEND")
+    start, end = _header_number(header, "EXPSTART"), _header_number(header, "EXPEND")
     if start is not None and end is not None and end > start:
         return start, end, "EXPSTART/EXPEND"
     if "DATE-BEG" in header and "DATE-END" in header:
         s, e = _isot_mjd(header["DATE-BEG"]), _isot_mjd(header["DATE-END"])
         if s is not None and e is not None and e > s:
             return s, e, "DATE-BEG/DATE-END"
-    start = start or num("MJD-BEG") or num("MJD-OBS")
-    source = "EXPSTART" if start else ""
+    source = next((k for k in ("EXPSTART", "MJD-BEG", "MJD-OBS") if _header_number(header, k)), "")
+    start = _header_number(header, source) if source else None
     if start is None and "DATE-OBS" in header:
         start = _isot_mjd(header["DATE-OBS"], header.get("TIME-OBS"))
         source = "DATE-OBS/TIME-OBS"
     if start is None:
         return None, None, "none"
-    end = num("EXPEND") or num("MJD-END")
+    end = _header_number(header, "EXPEND", "MJD-END")
     if end is None and "TIME-END" in header:
         end = _isot_mjd(header.get("DATE-END", header.get("DATE-OBS", "")), header["TIME-END"])
         if end is not None and end < start:  # TIME-END after midnight
             end += 1.0
     if end is None:
-        exptime = num("EXPTIME") or num("EFFEXPTM") or num("DURATION")
+        exptime = _header_number(header, "EXPTIME", "EFFEXPTM", "DURATION")
         if exptime is not None:
             end = start + exptime / _SECONDS_PER_DAY
             source += " + EXPTIME"
@@ -394,22 +387,22 @@ def _split_exposure(header, number, nints):
 
 def _integration_exposure(header, nints: int) -> float | None:
     """Seconds of exposure per integration: EFFINTTM, else the exposure time over NINTS."""
-    for key in ("EFFINTTM", "INTTIME"):
-        if key in header:
-            try:
-                value = float(header[key])
-            except (TypeError, ValueError):
-                continue
-            if value > 0:
-                return value
-    for key in ("EFFEXPTM", "EXPTIME"):
-        if key in header:
-            try:
-                value = float(header[key])
-            except (TypeError, ValueError):
-                continue
-            if value > 0:
-                return value / int(header.get("NINTS", nints) or nints)
+    per_int = _header_number(header, "EFFINTTM", "INTTIME")
+    if per_int is not None:
+        return per_int
+    total = _header_number(header, "EFFEXPTM", "EXPTIME")
+    return None if total is None else total / int(header.get("NINTS", nints) or nints)
+
+
+def _header_number(header, *keys: str) -> float | None:
+    """The first of ``keys`` holding a finite, positive number."""
+    for key in keys:
+        try:
+            value = float(header[key])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if np.isfinite(value) and value > 0:
+            return value
     return None
 
 
@@ -951,7 +944,8 @@ def measure_series(
     options : mapping or TimeseriesOptions, optional
         The data set's merged ``timeseries`` options (``target`` included).
     image_options : mapping, optional
-        How the file is opened (the ``images`` config block: DQ bits, saturation).
+        How the file is opened (the ``images`` config block: DQ bits, saturation); a
+        data set's own ``images`` block in ``options`` overrides it.
 
     Returns
     -------
@@ -970,6 +964,8 @@ def measure_series(
         else TimeseriesOptions.from_mapping(options)
     )
     img = dict(image_options or {})
+    if isinstance(options, Mapping) and options.get("images"):
+        img = deep_merge(img, options["images"])  # the data set's own images block wins
     template = _read_template(opts.template)
     options_fwhm = opts.fwhm
     with open_series(
@@ -1044,69 +1040,25 @@ def _integration_gain(series, times, opts) -> float | None:
 
 def _measure_batch(batch, series, opts, gx, gy, template) -> dict[str, np.ndarray]:
     """Background, centroids and fluxes of one batch (frame coordinates in the output)."""
-    n = len(batch.data)
     frames = batch.data
     lx, ly = gx - batch.x0, gy - batch.y0  # target in window coordinates
-    box = opts.box
-    # 1. cross-correlation around the target, after removing the stamp's border level
-    stamps, sx0, sy0 = extract_stamps(frames, np.full(n, lx), np.full(n, ly), box)
-    border = np.concatenate(
-        [stamps[:, 0], stamps[:, -1], stamps[:, 1:-1, 0], stamps[:, 1:-1, -1]], axis=1
-    )
-    with _quiet_nan():
-        rough = np.nanmedian(border, axis=1)
-    cx, cy = cross_correlation_centroids(
-        stamps - np.nan_to_num(rough)[:, None, None], template, opts.fwhm
-    )
-    cc_ok = np.isfinite(cx)
-    x_cc = np.where(cc_ok, cx + sx0, lx)
-    y_cc = np.where(cc_ok, cy + sy0, ly)
-    # 2. background around the star (or of the whole frame)
+    x_cc, y_cc, cc_ok = _cc_centres(frames, lx, ly, opts, template)
     if opts.background_method == "median":
         bkg = frame_background(frames)
     else:
         bkg = annulus_background(
             frames, x_cc, y_cc, *opts.annulus, opts.statistic, opts.sigma, opts.maxiters
         )
-    sky = np.nan_to_num(bkg.level, nan=0.0)
-    sub = frames - sky[:, None, None]
-    # 3. Gaussian fit and centre of mass on a stamp centred on the CC position
-    stamps, sx0, sy0 = extract_stamps(sub, x_cc, y_cc, box)
-    err = None
-    if batch.error is not None:
-        err, _, _ = extract_stamps(batch.error, x_cc, y_cc, box)
-    if opts.exclude_saturated:
-        pst, _, _ = extract_stamps(batch.flags, x_cc, y_cc, box, fill=0)
-        saturated = (pst & PIXEL_SATURATED) != 0
-        if saturated.any():
-            stamps = np.where(saturated, np.nan, stamps)
-    fit = fit_gaussian_2d(
-        stamps, x_cc - sx0, y_cc - sy0, err, opts.fwhm, opts.max_shift, opts.maxiter
-    )
-    comx, comy = center_of_mass(stamps)
-    # 4. apertures
-    centroid_flag = np.zeros(n, dtype=np.int64)
-    if opts.follow == "fixed":
-        ax, ay = np.full(n, lx), np.full(n, ly)
-    else:
-        chosen = {
-            "gaussian": (fit.x + sx0, fit.y + sy0),
-            "cc": (np.where(cc_ok, x_cc, np.nan), np.where(cc_ok, y_cc, np.nan)),
-            "com": (comx + sx0, comy + sy0),
-        }[opts.follow]
-        ok = np.isfinite(chosen[0]) & np.isfinite(chosen[1])
-        # the fallback is the CC centre, then the target position
-        ax = np.where(ok, chosen[0], x_cc)
-        ay = np.where(ok, chosen[1], y_cc)
-        centroid_flag[~ok] |= F.CENTROID
-    centroid_flag[~cc_ok] |= F.CENTROID
+    sub = frames - np.nan_to_num(bkg.level, nan=0.0)[:, None, None]
+    cen = _fitted_centres(sub, batch, x_cc, y_cc, opts)
+    ax, ay, flags = _aperture_centres(cen, x_cc, y_cc, cc_ok, lx, ly, opts.follow)
     sums = aperture_sums(sub, batch.error, batch.flags, ax, ay, opts.radii)
-    sky_flags = np.zeros(n, dtype=np.int64)
-    sky_flags[bkg.n < opts.min_sky_pixels] |= F.SKY_FEW_PIXELS
-    sky_flags[~np.isfinite(bkg.level)] |= F.NO_SKY
+    flags[bkg.n < opts.min_sky_pixels] |= F.SKY_FEW_PIXELS
+    flags[~np.isfinite(bkg.level)] |= F.NO_SKY
     ox, oy = batch.x0, batch.y0
     ny, nx = series.shape
     off = ~((ax + ox >= -0.5) & (ax + ox <= nx - 0.5) & (ay + oy >= -0.5) & (ay + oy <= ny - 0.5))
+    flags[off] |= F.OFF_IMAGE
     out = {
         "background": bkg.level,
         "background_err": bkg.error,
@@ -1114,8 +1066,56 @@ def _measure_batch(batch, series, opts, gx, gy, template) -> dict[str, np.ndarra
         "n_sky": bkg.n,
         "x_cc": x_cc + ox,
         "y_cc": y_cc + oy,
-        "x_gauss": fit.x + sx0 + ox,
-        "y_gauss": fit.y + sy0 + oy,
+        "x_ap": ax + ox,
+        "y_ap": ay + oy,
+        "sum": sums["sum"],
+        "var_sum": sums["var_sum"],
+        "w2_sum": sums["w2_sum"],
+        "area": sums["area"],
+        "ap_flags": sums["flags"] | flags[:, None],
+    }
+    out.update(cen)
+    for name in ("x_gauss", "x_com"):  # window -> frame coordinates
+        out[name] = cen[name] + ox
+    for name in ("y_gauss", "y_com"):
+        out[name] = cen[name] + oy
+    return out
+
+
+def _cc_centres(frames, lx, ly, opts, template):
+    """Cross-correlation centres in a subframe around the target (its border level
+    removed first); the target position where a subframe has no data."""
+    n = len(frames)
+    stamps, sx0, sy0 = extract_stamps(frames, np.full(n, lx), np.full(n, ly), opts.box)
+    border = np.concatenate(
+        [stamps[:, 0], stamps[:, -1], stamps[:, 1:-1, 0], stamps[:, 1:-1, -1]], axis=1
+    )
+    with _quiet_nan():
+        rough = np.nan_to_num(np.nanmedian(border, axis=1), nan=0.0)
+    cx, cy = cross_correlation_centroids(stamps - rough[:, None, None], template, opts.fwhm)
+    ok = np.isfinite(cx)
+    return np.where(ok, cx + sx0, lx), np.where(ok, cy + sy0, ly), ok
+
+
+def _fitted_centres(sub, batch, x_cc, y_cc, opts) -> dict[str, np.ndarray]:
+    """2-D Gaussian fit (weighted by ERR when there is one) and centre of mass on the
+    background-subtracted subframe centred on the CC position (window coordinates)."""
+    stamps, sx0, sy0 = extract_stamps(sub, x_cc, y_cc, opts.box)
+    err = None
+    if batch.error is not None:
+        err, _, _ = extract_stamps(batch.error, x_cc, y_cc, opts.box)
+    if opts.exclude_saturated:
+        pix, _, _ = extract_stamps(batch.flags, x_cc, y_cc, opts.box, fill=0)
+        saturated = (pix & PIXEL_SATURATED) != 0
+        if saturated.any():
+            stamps = np.where(saturated, np.nan, stamps)
+    fit = fit_gaussian_2d(
+        stamps, x_cc - sx0, y_cc - sy0, err, opts.fwhm, opts.max_shift, opts.maxiter
+    )
+    comx, comy = center_of_mass(stamps)
+    return {
+        "x_gauss": fit.x + sx0,
+        "y_gauss": fit.y + sy0,
         "x_gauss_err": fit.x_err,
         "y_gauss_err": fit.y_err,
         "sigma_x": fit.sigma_x,
@@ -1128,24 +1128,30 @@ def _measure_batch(batch, series, opts, gx, gy, template) -> dict[str, np.ndarra
         "amplitude_err": fit.amplitude_err,
         "gauss_offset": fit.offset,
         "gauss_chi2": fit.reduced_chi2,
-        "x_com": comx + sx0 + ox,
-        "y_com": comy + sy0 + oy,
-        "x_ap": ax + ox,
-        "y_ap": ay + oy,
-        "sum": sums["sum"],
-        "var_sum": sums["var_sum"],
-        "w2_sum": sums["w2_sum"],
-        "area": sums["area"],
-        "ap_flags": sums["flags"]
-        | (centroid_flag | sky_flags | np.where(off, F.OFF_IMAGE, 0))[:, None],
+        "x_com": comx + sx0,
+        "y_com": comy + sy0,
     }
-    return out
+
+
+def _aperture_centres(cen, x_cc, y_cc, cc_ok, lx, ly, follow):
+    """The centre the apertures follow, and CENTROID flags where it failed (then the CC
+    centre is used, or the target position when the CC failed too)."""
+    n = len(x_cc)
+    flags = np.where(cc_ok, 0, F.CENTROID).astype(np.int64)
+    if follow == "fixed":
+        return np.full(n, lx), np.full(n, ly), flags
+    x, y = {
+        "gaussian": (cen["x_gauss"], cen["y_gauss"]),
+        "cc": (np.where(cc_ok, x_cc, np.nan), np.where(cc_ok, y_cc, np.nan)),
+        "com": (cen["x_com"], cen["y_com"]),
+    }[follow]
+    ok = np.isfinite(x) & np.isfinite(y)
+    flags[~ok] |= F.CENTROID
+    return np.where(ok, x, x_cc), np.where(ok, y, y_cc), flags
 
 
 def _frame_table(c, series, times, opts, cal, gain) -> Table:
     """Assemble the per-integration table (fluxes calibrated, errors from flux_error)."""
-    from aperflow.datasets import image_id
-
     n = len(c["background"])
     unit = cal.unit
     bunit = series.meta.bunit or None
@@ -1216,8 +1222,6 @@ def _unit_or_none(unit):
 
 def failed_series(path: str | Path, error: str) -> Table:
     """The table of a file that could not be measured: no rows, ``meta['error']`` says why."""
-    from aperflow.datasets import image_id
-
     table = Table(names=("image", "plane", "integration"), dtype=(str, np.int64, np.int64))
     table.meta.update(provenance(input=str(path), image=image_id(path), error=error))
     return table
