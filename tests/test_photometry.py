@@ -269,6 +269,25 @@ def test_neighbours_are_masked_out_of_the_annulus():
     assert masked.n_sky[0] < plain.n_sky[0]
     # a source's own disc is not masked from its own annulus
     assert masked.n_sky[1] > 0.8 * plain.n_sky[1]
+    # discs reaching into the annuli (radius 10 > r_in - 1) are counted per source: the
+    # neighbour's disc is still masked, the source's own disc is not
+    wide = aperture_photometry(
+        data,
+        x,
+        y,
+        [3.0],
+        annulus=(9, 15),
+        sky_statistic="mean",
+        sky_sigma=50.0,
+        neighbour_radius=10.0,
+    )
+    yy, xx = np.mgrid[0:120, 0:120]
+    for i, j in ((0, 1), (1, 0)):
+        d_own = np.hypot(xx - x[i], yy - y[i])
+        other = np.hypot(xx - x[j], yy - y[j]) <= 10.0
+        expected = ((d_own >= 9) & (d_own < 15) & ~other).sum()
+        assert wide.n_sky[i] == expected
+    assert abs(wide.sky[0]) < 0.2
 
 
 def test_empty_source_list_gives_empty_results():

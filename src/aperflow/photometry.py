@@ -221,27 +221,30 @@ def clipped_stats_sorted(values: np.ndarray, n: np.ndarray, sigma: float, maxite
     count : ndarray of int
         Number of values kept.
     """
-    m_rows = values.shape[0]
+    m_rows, k = values.shape
     rows = np.arange(m_rows)
     n = np.asarray(n, dtype=np.int64)
     lo = np.zeros(m_rows, dtype=np.int64)
     hi = n.copy()
+    values = np.asarray(values, dtype=float)  # one conversion; comparisons stay float64
     # Cumulative sums about a per-row reference keep the variance free of cancellation.
-    ref = values[rows, np.maximum((n - 1) // 2, 0)].astype(float)
+    # Only prefixes up to n are ever read, so the +inf padding needs no masking.
+    ref = values[rows, np.maximum((n - 1) // 2, 0)]
     ref[n == 0] = 0.0
-    centred = np.where(
-        np.arange(values.shape[1])[None, :] < n[:, None], values - ref[:, None], 0.0
-    )
-    zero = np.zeros((m_rows, 1))
-    c1 = np.concatenate([zero, np.cumsum(centred, axis=1)], axis=1)
-    c2 = np.concatenate([zero, np.cumsum(centred * centred, axis=1)], axis=1)
+    centred = values - ref[:, None]
+    c1 = np.empty((m_rows, k + 1))
+    c2 = np.empty((m_rows, k + 1))
+    c1[:, 0] = c2[:, 0] = 0.0
+    with np.errstate(invalid="ignore"):
+        np.cumsum(centred, axis=1, out=c1[:, 1:])
+        np.cumsum(np.square(centred, out=centred), axis=1, out=c2[:, 1:])
 
     def stats(lo, hi):
         count = hi - lo
         safe = np.maximum(count, 1)
         i1 = np.minimum(lo + (safe - 1) // 2, values.shape[1] - 1)
         i2 = np.minimum(lo + safe // 2, values.shape[1] - 1)
-        median = 0.5 * (values[rows, i1].astype(float) + values[rows, i2].astype(float))
+        median = 0.5 * (values[rows, i1] + values[rows, i2])
         s1 = (c1[rows, hi] - c1[rows, lo]) / safe
         var = (c2[rows, hi] - c2[rows, lo]) / safe - s1 * s1
         std = np.sqrt(np.maximum(var, 0.0))
@@ -357,50 +360,75 @@ def _disc_offsets(radius: float) -> tuple[np.ndarray, np.ndarray]:
     return oy[keep], ox[keep]
 
 
-class _Padded:
-    """The image planes padded by ``pad`` pixels (off-image pixels carry ``_OFF``), with
-    flat-index gathering: one copy per image, then every chunk reads from it."""
+class _Planes:
+    """The image planes, read by flat-index gathering without copying the image: stamps
+    inside the image use one offset table; stamps crossing the border are clipped and
+    their off-image pixels get ``_OFF``. Bad pixels (flagged, masked, non-finite value or
+    error) get ``_BAD`` as they are gathered."""
 
-    def __init__(self, data, error, pixel_flags, mask, pad: int):
-        ny, nx = data.shape
-        self.pad, self.shape = pad, (ny, nx)
-        self.width = nx + 2 * pad
-        pw = ((pad, pad), (pad, pad))
-        dtype = data.dtype if data.dtype.kind == "f" else np.float64
-        self.data = np.pad(data.astype(dtype, copy=False), pw, constant_values=0.0).ravel()
-        flags = np.zeros(data.shape, np.uint8) if pixel_flags is None else pixel_flags
-        flags = flags.astype(np.uint8) & (_BAD | _SAT | _CR)
-        bad = ~np.isfinite(data)
-        if error is not None:
-            bad |= ~np.isfinite(error)
-        if mask is not None:
-            bad |= np.asarray(mask, dtype=bool)
-        flags = flags | np.where(bad, _BAD, 0).astype(np.uint8)
-        self.flags = np.pad(flags, pw, constant_values=_OFF).ravel()
-        self.error = None
-        if error is not None:
-            err = np.asarray(error).astype(dtype, copy=False)
-            self.error = np.pad(err, pw, constant_values=0.0).ravel()
+    def __init__(self, data, error, pixel_flags, mask):
+        self.shape = data.shape
+        self.data = np.ravel(data)
+        self.error = None if error is None else np.ravel(error)
+        self.flags = None if pixel_flags is None else np.ravel(pixel_flags)
+        self.mask = None if mask is None else np.ravel(np.asarray(mask, dtype=bool))
         self.cover = None
+        self.disc_radius = 0.0
 
-    def flat_offsets(self, oy, ox):
-        return (np.asarray(oy) * self.width + np.asarray(ox)).ravel()
+    def index(self, iy, ix, oy, ox):
+        """Flat indices ``(n, k)`` of the pixels ``(iy + oy, ix + ox)`` (clipped into the
+        image) and the off-image mask (None when every pixel is inside)."""
+        ny, nx = self.shape
+        hy, hx = int(np.abs(oy).max()), int(np.abs(ox).max())
+        inside = (iy >= hy) & (iy < ny - hy) & (ix >= hx) & (ix < nx - hx)
+        if inside.all():
+            return (iy * nx + ix)[:, None] + (oy * nx + ox)[None, :], None
+        yy = iy[:, None] + oy[None, :]
+        xx = ix[:, None] + ox[None, :]
+        off = (yy < 0) | (yy >= ny) | (xx < 0) | (xx >= nx)
+        return np.clip(yy, 0, ny - 1) * nx + np.clip(xx, 0, nx - 1), off
 
-    def base(self, iy, ix):
-        return (iy + self.pad) * self.width + (ix + self.pad)
+    def gather(self, idx, off, error: bool = True):
+        """Values, errors (None without an error plane or when not asked for) and pixel
+        bits at flat indices ``idx``."""
+        values = self.data[idx]
+        bad = ~np.isfinite(values)
+        err = None
+        if self.error is not None and error:
+            err = self.error[idx]
+            bad |= ~np.isfinite(err)
+        if self.mask is not None:
+            bad |= self.mask[idx]
+        if self.flags is not None:
+            bits = self.flags[idx] & np.uint8(_BAD | _SAT | _CR)
+        else:
+            bits = np.zeros(idx.shape, np.uint8)
+        bits |= bad.view(np.uint8) * np.uint8(_BAD)
+        if off is not None:
+            bits |= off.view(np.uint8) * np.uint8(_OFF)
+        return values, err, bits
 
-    def add_discs(self, iy, ix, radius: float):
-        """Count, per pixel, how many source discs of ``radius`` cover it."""
+    def add_discs(self, iy, ix, radius: float, inner: float):
+        """Mark the pixels covered by source discs of ``radius`` (``cover``: 0, 1, or 2 for
+        two or more discs). When the discs cannot reach a source's own annulus (``radius
+        < inner`` - 1 px) a union is enough: one fancy assignment; otherwise the discs are
+        counted (bincount), so that a source's own disc is not taken for a neighbour's."""
         oy, ox = _disc_offsets(radius)
-        self.cover = np.zeros(self.flags.shape, np.uint16)
-        idx = self.base(iy, ix)[:, None] + self.flat_offsets(oy, ox)[None, :]
-        np.add.at(self.cover, idx.ravel(), 1)
-        self.disc_radius = radius
+        idx, off = self.index(iy, ix, oy, ox)
+        flat = idx[~off] if off is not None else idx.ravel()
+        if radius < inner - 1.0:
+            self.cover = np.zeros(self.data.size, np.uint8)
+            self.cover[flat] = 1
+            self.disc_radius = 0.0  # no own-disc pixel lies in the annulus
+        else:
+            counts = np.bincount(flat, minlength=self.data.size)
+            self.cover = np.minimum(counts, 2).astype(np.uint8)
+            self.disc_radius = radius
 
 
-def _prepare_positions(x, y, shape, pad, reach):
-    """Nearest pixels and sub-pixel offsets; positions too far off the image are parked
-    at pixel (0, 0) and reported in ``far`` (their results become NaN / OFF_IMAGE)."""
+def _prepare_positions(x, y, shape, reach):
+    """Nearest pixels and sub-pixel offsets; positions so far off the image that no
+    aperture or annulus pixel is on it are reported in ``far`` (results NaN, OFF_IMAGE)."""
     ny, nx = shape
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
@@ -408,8 +436,7 @@ def _prepare_positions(x, y, shape, pad, reach):
     xs, ys = np.where(finite, x, 0.0), np.where(finite, y, 0.0)
     ix = np.floor(xs + 0.5).astype(np.int64)
     iy = np.floor(ys + 0.5).astype(np.int64)
-    far = ~finite | (ix < reach - pad) | (iy < reach - pad)
-    far |= (ix > nx - 1 + pad - reach) | (iy > ny - 1 + pad - reach)
+    far = ~finite | (ix < -reach) | (iy < -reach) | (ix > nx - 1 + reach) | (iy > ny - 1 + reach)
     off_image = ~finite | (xs < -0.5) | (ys < -0.5) | (xs >= nx - 0.5) | (ys >= ny - 0.5)
     ix[far], iy[far] = 0, 0
     return ix, iy, xs - ix, ys - iy, far, off_image
@@ -435,6 +462,7 @@ def aperture_photometry(
     gain: float | None = None,
     sky_std_default: float | None = None,
     chunk_size: int = 4096,
+    workers: int = 1,
 ) -> ApertureResult:
     """Multi-radius circular aperture photometry with a local sky, for all sources at once.
 
@@ -474,6 +502,8 @@ def aperture_photometry(
         Sky RMS per pixel used for the errors when there is no annulus.
     chunk_size : int
         Sources per vectorised batch (memory ~ ``chunk_size * 4 (r_out + 1)^2 * 8`` B).
+    workers : int
+        Threads measuring chunks in parallel (numpy releases the GIL in the heavy steps).
 
     Returns
     -------
@@ -498,11 +528,10 @@ def aperture_photometry(
     y = np.atleast_1d(np.asarray(y, dtype=float))
     n = x.size
     reach = int(np.ceil(max(radii.max(), annulus[1] if annulus else 0.0))) + 1
-    pad = reach + 1
-    planes = _Padded(data, error, pixel_flags, mask, pad)
-    ix, iy, fx, fy, far, off_image = _prepare_positions(x, y, data.shape, pad, reach)
+    planes = _Planes(data, error, pixel_flags, mask)
+    ix, iy, fx, fy, far, off_image = _prepare_positions(x, y, data.shape, reach)
     if annulus is not None and neighbour_radius and n > 1:
-        planes.add_discs(iy[~far], ix[~far], float(neighbour_radius))
+        planes.add_discs(iy[~far], ix[~far], float(neighbour_radius), annulus[0])
     m = radii.size
     out = {
         "raw_sum": np.full((n, m), np.nan),
@@ -514,8 +543,10 @@ def aperture_photometry(
         "sky_std": np.full(n, np.nan),
         "n_sky": np.zeros(n, dtype=np.int64),
     }
-    for start in range(0, n, max(int(chunk_size), 1)):
-        sl = slice(start, min(start + int(chunk_size), n))
+    step = max(int(chunk_size), 1)
+    slices = [slice(a, min(a + step, n)) for a in range(0, n, step)]
+
+    def run(sl):
         _measure_chunk(
             planes,
             ix[sl],
@@ -531,6 +562,16 @@ def aperture_photometry(
             out,
             sl,
         )
+
+    if workers > 1 and len(slices) > 1:
+        # numpy releases the GIL in the sorts, cumsums, gathers and ufuncs of a chunk
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=int(workers)) as pool:
+            list(pool.map(run, slices))
+    else:
+        for sl in slices:
+            run(sl)
     return _finish(
         out,
         radii,
@@ -548,18 +589,17 @@ def aperture_photometry(
 def _measure_chunk(
     planes, ix, iy, fx, fy, radii, method, subpixels, annulus, sigma, maxiters, out, sl
 ):
-    base = planes.base(iy, ix)
     half = int(np.ceil(radii.max()))
-    oy, ox = np.mgrid[-half : half + 1, -half : half + 1]
-    idx = base[:, None] + planes.flat_offsets(oy, ox)[None, :]
     s = 2 * half + 1
-    values = planes.data[idx].reshape(-1, s, s).astype(float)
-    pflags = planes.flags[idx].reshape(-1, s, s)
-    good = (pflags & (_BAD | _OFF)) == 0
-    values = np.where(good, values, 0.0)
+    oy, ox = np.mgrid[-half : half + 1, -half : half + 1]
+    idx, off = planes.index(iy, ix, oy.ravel(), ox.ravel())
+    values, err, pbits = planes.gather(idx, off)
+    pbits = pbits.reshape(-1, s, s)
+    good = (pbits & (_BAD | _OFF)) == 0
+    values = np.where(good, values.reshape(-1, s, s), 0.0)
     var = None
-    if planes.error is not None:
-        var = np.where(good, planes.error[idx].reshape(-1, s, s).astype(float) ** 2, 0.0)
+    if err is not None:
+        var = np.where(good, np.square(err.reshape(-1, s, s), dtype=float), 0.0)
     for j, r in enumerate(radii):
         w = aperture_weights(fx, fy, r, method, subpixels)
         h = (w.shape[1] - 1) // 2
@@ -569,7 +609,8 @@ def _measure_chunk(
         out["area"][sl, j] = wg.sum(axis=(1, 2))
         if var is not None:
             out["var_sum"][sl, j] = np.einsum("nij,nij->n", wg * wg, var[cut])
-        touched = w > 0
+        # OR of the pixel bits the aperture touches, mapped to measurement flags
+        touched = np.bitwise_or.reduce(np.where(w > 0, pbits[cut], 0), axis=(1, 2))
         bits = np.zeros(len(ix), dtype=np.int64)
         for pix_bit, flag in (
             (_BAD, F.MASKED),
@@ -577,14 +618,13 @@ def _measure_chunk(
             (_CR, F.COSMIC_RAY),
             (_OFF, F.EDGE),
         ):
-            hit = (touched & ((pflags[cut] & pix_bit) != 0)).any(axis=(1, 2))
-            bits |= np.where(hit, flag, 0)
+            bits |= np.where(touched & pix_bit, flag, 0)
         out["flags"][sl, j] = bits
     if annulus is not None:
-        _chunk_sky(planes, base, fx, fy, annulus, sigma, maxiters, out, sl)
+        _chunk_sky(planes, ix, iy, fx, fy, annulus, sigma, maxiters, out, sl)
 
 
-def _chunk_sky(planes, base, fx, fy, annulus, sigma, maxiters, out, sl):
+def _chunk_sky(planes, ix, iy, fx, fy, annulus, sigma, maxiters, out, sl):
     r_in, r_out = annulus
     h = int(np.ceil(r_out)) + 1
     oy, ox = np.mgrid[-h : h + 1, -h : h + 1]
@@ -592,14 +632,14 @@ def _chunk_sky(planes, base, fx, fy, annulus, sigma, maxiters, out, sl):
     # Every pixel whose centre can fall in the annulus for some sub-pixel offset.
     ring = (d >= r_in - 0.7072) & (d < r_out + 0.7072)
     oy, ox = oy[ring], ox[ring]
-    idx = base[:, None] + planes.flat_offsets(oy, ox)[None, :]
-    d2 = (ox[None, :] - fx[:, None]) ** 2 + (oy[None, :] - fy[:, None]) ** 2
+    idx, off = planes.index(iy, ix, oy, ox)
+    values, _, pbits = planes.gather(idx, off, error=False)
+    d2 = np.square(ox[None, :] - fx[:, None]) + np.square(oy[None, :] - fy[:, None])
     use = (d2 >= r_in * r_in) & (d2 < r_out * r_out)
-    use &= (planes.flags[idx] & (_BAD | _OFF)) == 0
+    use &= (pbits & (_BAD | _OFF)) == 0
     if planes.cover is not None:
-        own = (ox * ox + oy * oy <= planes.disc_radius**2).astype(np.int64)
-        use &= planes.cover[idx].astype(np.int64) - own[None, :] <= 0
-    values = planes.data[idx]
+        own = (ox * ox + oy * oy <= planes.disc_radius**2).astype(np.uint8)
+        use &= planes.cover[idx] <= (own[None, :] if own.any() else 0)
     values = np.where(use, values, np.inf)
     values.sort(axis=1)
     mean, median, std, count = clipped_stats_sorted(values, use.sum(axis=1), sigma, maxiters)
