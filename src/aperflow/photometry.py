@@ -882,6 +882,7 @@ def measure_image(
     apcorr=None,
     mask_zeros: bool = True,
     chunk_size: int = 4096,
+    workers: int = 1,
 ):
     """Photometry table of one image at the positions of ``sources``.
 
@@ -898,7 +899,7 @@ def measure_image(
         PSF FWHM in pixels (for ``_fwhm`` radii, the annulus and the neighbour mask).
     annulus, annulus_fwhm : (float, float), optional
         Sky annulus (:func:`resolve_annulus`).
-    sky_statistic, sky_sigma, sky_maxiters, min_sky_pixels, method, subpixels, chunk_size
+    sky_statistic, sky_sigma, sky_maxiters, min_sky_pixels, method, subpixels, chunk_size, workers
         As :func:`aperture_photometry`.
     neighbour_radius_fwhm : float or None
         Neighbours' discs of this many FWHM are left out of the annuli (None: not).
@@ -958,6 +959,7 @@ def measure_image(
         subpixels=subpixels,
         gain=poisson_gain,
         chunk_size=chunk_size,
+        workers=workers,
     )
     cal = image.flux_calibration(zeropoint)
     zp, system = cal.zeropoint, cal.system
@@ -1076,6 +1078,7 @@ _MEASURE_KEYS = (
     "zeropoint",
     "gain",
     "chunk_size",
+    "workers",
 )
 
 
