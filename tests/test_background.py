@@ -109,3 +109,29 @@ def test_bad_input_raises_clear_errors():
         estimate_background(np.zeros((10, 10)), method="3d")
     with pytest.raises(ValueError, match="estimator"):
         estimate_background(np.zeros((10, 10)), method="global", estimator="nope")
+
+
+def test_background_file_round_trip(tmp_path):
+    from aperflow.background import read_background, write_background
+
+    data, _ = _sky(gradient=5.0)
+    bkg = estimate_background(data, method="2d", box_size=32)
+    write_background(bkg, tmp_path / "bkg.fits", image="x.fits")
+    back = read_background(tmp_path / "bkg.fits")
+    np.testing.assert_allclose(back.background, bkg.background, rtol=1e-6)  # float32
+    np.testing.assert_allclose(back.rms, bkg.rms, rtol=1e-6)
+    assert back.median == bkg.median and back.std == bkg.std and back.method == "2d"
+
+
+def test_background_of_a_real_image_uses_the_photometry_pixels():
+    from conftest import shared_file
+
+    from aperflow.background import background_of_image
+    from aperflow.images import open_image
+
+    image = open_image(shared_file("real/jwst_nircam_f444w_cal/nircam_f444w_cal_cutout.fits"))
+    bkg = background_of_image(image, {"method": "global", "estimator": "mmm"})
+    data = image.data * image.area  # the pixel-area rule of level-2 MJy/sr images
+    ref = estimate_background(data, image.mask, "global", estimator="mmm")
+    assert bkg.median == pytest.approx(ref.median, rel=1e-12)
+    assert 0 < bkg.std < bkg.median
