@@ -121,36 +121,40 @@ def _global(data, good, estimator, rms_estimator, sigma, maxiters):
     return float(level), float(rms)
 
 
-def _two_d(
-    data,
-    bad,
-    coverage_mask,
-    box_size,
-    filter_size,
-    sigma,
-    maxiters,
-    estimator,
-    rms_estimator,
-    exclude_percentile,
-    fill_value,
-):
+@dataclass(frozen=True)
+class _Settings:
+    """The options of one estimate (see :func:`estimate_background`)."""
+
+    method: str
+    coverage_mask: np.ndarray | None
+    box_size: int | tuple[int, int]
+    filter_size: int | tuple[int, int]
+    sigma: float
+    maxiters: int
+    estimator: str
+    rms_estimator: str
+    exclude_percentile: float
+    fill_value: float
+
+
+def _two_d(data, bad, cfg: _Settings):
     from photutils.background import Background2D
 
     ny, nx = data.shape
-    box = np.atleast_1d(box_size).astype(int)
+    box = np.atleast_1d(cfg.box_size).astype(int)
     box = (min(int(box[0]), ny), min(int(box[-1]), nx))
-    clip = SigmaClip(sigma=sigma, maxiters=maxiters)
-    bkg_est, rms_est = _estimators(estimator, rms_estimator, clip)
-    cov = None if coverage_mask is None else np.asarray(coverage_mask, dtype=bool)
+    clip = SigmaClip(sigma=cfg.sigma, maxiters=cfg.maxiters)
+    bkg_est, rms_est = _estimators(cfg.estimator, cfg.rms_estimator, clip)
+    cov = None if cfg.coverage_mask is None else np.asarray(cfg.coverage_mask, dtype=bool)
     mask = bad if cov is None else bad & ~cov  # coverage pixels are masked separately
     result = Background2D(
         data,
         box,
         mask=mask,
         coverage_mask=cov,
-        fill_value=fill_value,
-        exclude_percentile=exclude_percentile,
-        filter_size=tuple(np.broadcast_to(np.atleast_1d(filter_size), 2).astype(int)),
+        fill_value=cfg.fill_value,
+        exclude_percentile=cfg.exclude_percentile,
+        filter_size=tuple(np.broadcast_to(np.atleast_1d(cfg.filter_size), 2).astype(int)),
         sigma_clip=clip,
         bkg_estimator=bkg_est,
         bkg_rms_estimator=rms_est,
@@ -287,9 +291,7 @@ def estimate_background(
         "exclude_percentile": exclude_percentile,
         "mask_sources": mask_sources,
     }
-    result = _estimate(
-        data,
-        bad,
+    settings = _Settings(
         method,
         coverage_mask,
         box_size,
@@ -301,6 +303,7 @@ def estimate_background(
         exclude_percentile,
         fill_value,
     )
+    result = _estimate(data, bad, settings)
     if mask_sources:
         sources = source_mask(
             data,
@@ -315,62 +318,24 @@ def estimate_background(
             result.note += "; every pixel is in a source: source mask not applied"
         else:
             frac = float(sources[~bad].mean())
-            result = _estimate(
-                data,
-                bad | sources,
-                method,
-                coverage_mask,
-                box_size,
-                filter_size,
-                sigma,
-                maxiters,
-                estimator,
-                rms_estimator,
-                exclude_percentile,
-                fill_value,
-            )
+            result = _estimate(data, bad | sources, settings)
             result.note += f"; {100 * frac:.1f} % of the pixels masked as sources"
     result.options = options
     return result
 
 
-def _estimate(
-    data,
-    bad,
-    method,
-    coverage_mask,
-    box_size,
-    filter_size,
-    sigma,
-    maxiters,
-    estimator,
-    rms_estimator,
-    exclude_percentile,
-    fill_value,
-) -> Background:
-    if method == "2d":
+def _estimate(data, bad, cfg: _Settings) -> Background:
+    if cfg.method == "2d":
         try:
-            bkg, rms, median, std = _two_d(
-                data,
-                bad,
-                coverage_mask,
-                box_size,
-                filter_size,
-                sigma,
-                maxiters,
-                estimator,
-                rms_estimator,
-                exclude_percentile,
-                fill_value,
-            )
-            return Background(bkg, rms, median, std, "2d", f"Background2D box {box_size}")
+            bkg, rms, median, std = _two_d(data, bad, cfg)
+            return Background(bkg, rms, median, std, "2d", f"Background2D box {cfg.box_size}")
         except ValueError as exc:
             # Too few good boxes (mostly masked image, box larger than the data, ...).
             note = f"2-D background impossible ({exc}); global estimate used"
             log.warning(note)
     else:
         note = "global estimate"
-    level, rms = _global(data, ~bad, estimator, rms_estimator, sigma, maxiters)
+    level, rms = _global(data, ~bad, cfg.estimator, cfg.rms_estimator, cfg.sigma, cfg.maxiters)
     dtype = data.dtype if data.dtype.kind == "f" else np.float64
     return Background(
         np.full(data.shape, level, dtype=dtype),

@@ -215,29 +215,19 @@ def _empty_sources() -> Table:
     return Table(cols)
 
 
-def _starfinder(
-    method,
-    threshold,
-    fwhm,
-    sharpness,
-    roundness,
-    exclude_border,
-    peak_max,
-    n_brightest,
-    min_separation,
-):
+def _starfinder(method, threshold, fwhm, sharpness, roundness, **kwargs):
+    """A photutils star finder; ``kwargs``: exclude_border, peak_max, n_brightest,
+    min_separation."""
     from photutils.detection import DAOStarFinder, IRAFStarFinder
 
-    kwargs = {
-        "exclude_border": exclude_border,
-        "peak_max": peak_max,
-        "n_brightest": n_brightest,
-        "min_separation": min_separation,
-        "sharpness_range": None if sharpness is None else tuple(sharpness),
-        "roundness_range": None if roundness is None else tuple(roundness),
-    }
     finder = DAOStarFinder if method == "dao" else IRAFStarFinder
-    return finder(threshold, fwhm, **kwargs)
+    return finder(
+        threshold,
+        fwhm,
+        sharpness_range=None if sharpness is None else tuple(sharpness),
+        roundness_range=None if roundness is None else tuple(roundness),
+        **kwargs,
+    )
 
 
 def _from_starfinder(found: Table | None) -> Table:
@@ -380,10 +370,10 @@ def find_sources(
             kernel_fwhm,
             sharpness,
             roundness,
-            exclude_border,
-            peak_max,
-            n_brightest,
-            min_separation,
+            exclude_border=exclude_border,
+            peak_max=peak_max,
+            n_brightest=n_brightest,
+            min_separation=min_separation,
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "no sources found" is reported by the caller

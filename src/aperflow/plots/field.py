@@ -31,10 +31,14 @@ def kept_mask(table, label: str | None = None) -> np.ndarray:
     return np.isfinite(np.asarray(table[f"mag_{label}"], float)) & ((flags & bad) == 0)
 
 
-def _grid(n: int):
+def _panels(n: int, height: float):
+    """A figure with one panel per image (3 per row); the unused panels hidden."""
     ncols = min(max(n, 1), 3)
     nrows = int(np.ceil(max(n, 1) / ncols))
-    return nrows, ncols
+    fig, axes = figure(nrows, ncols, (4.0 * ncols, height * nrows))
+    for ax in axes.ravel()[n:]:
+        ax.set_visible(False)
+    return fig, axes.ravel()[:n]
 
 
 def plot_mag_error(tables, names, path, title: str = "", label: str | None = None) -> None:
@@ -64,13 +68,8 @@ def plot_mag_error(tables, names, path, title: str = "", label: str | None = Non
 
 def plot_positions(tables, names, path, title: str = "", label: str | None = None) -> None:
     """Source positions per image: all detections and those kept (seed 000's figure)."""
-    nrows, ncols = _grid(len(tables))
-    fig, axes = figure(nrows, ncols, (4.0 * ncols, 4.0 * nrows))
-    for k, ax in enumerate(axes.ravel()):
-        if k >= len(tables):
-            ax.set_visible(False)
-            continue
-        table = tables[k]
+    fig, axes = _panels(len(tables), 4.0)
+    for k, (ax, table) in enumerate(zip(axes, tables, strict=True)):
         keep = kept_mask(table, label)
         ax.scatter(table["x"], table["y"], s=4, c="0.6", label=f"all ({len(table)})")
         ax.scatter(table["x"][keep], table["y"][keep], s=4, c="C1", label=f"kept ({keep.sum()})")
@@ -85,15 +84,10 @@ def plot_positions(tables, names, path, title: str = "", label: str | None = Non
 
 def plot_sky_maps(backgrounds, names, path, title: str = "") -> None:
     """The background map of every image of a group (zscale), with its median and RMS."""
-    nrows, ncols = _grid(len(backgrounds))
-    fig, axes = figure(nrows, ncols, (4.0 * ncols, 3.6 * nrows))
-    for k, ax in enumerate(axes.ravel()):
-        if k >= len(backgrounds):
-            ax.set_visible(False)
-            continue
-        bkg = backgrounds[k]
+    fig, axes = _panels(len(backgrounds), 3.6)
+    for k, (ax, bkg) in enumerate(zip(axes, backgrounds, strict=True)):
         lo, hi = zscale_limits(bkg.background)
-        im = ax.imshow(bkg.background, vmin=lo, vmax=hi if hi > lo else lo + 1)
+        im = ax.imshow(bkg.background, vmin=lo, vmax=hi if hi > lo else lo + 1, origin="lower")
         fig.colorbar(im, ax=ax, shrink=0.8)
         ax.set_title(f"{names[k]}\n{bkg.method}: {bkg.median:.4g} +- {bkg.std:.3g}", fontsize=8)
         ax.grid(False)
