@@ -389,3 +389,29 @@ def test_measure_image_without_err_uses_the_daophot_form(tmp_path):
     assert "DAOPHOT" in t.meta["error_model"] and "g=1.5" in t.meta["error_model"]
     assert np.all(t["flux_r3"] > 0) and np.all(t["flux_err_r3"] > np.sqrt(t["flux_r3"] / 1.5))
     assert t.meta["magnitude_system"] == "instrumental"
+
+
+def test_options_with_aperture_corrections_on_a_demo_image(demo_dir, caplog):
+    from aperflow.apcorr import load_apcorr_table
+    from aperflow.background import background_of_image
+    from aperflow.detection import detect_image
+    from aperflow.photometry import measure_from_options
+
+    path = sorted((demo_dir / "field").glob("*nrcblong_cal.fits"))[0]
+    apcorr_path = demo_dir / "field" / "apcorr.ecsv"
+    image = open_image(path)
+    sources = detect_image(image, background_of_image(image, {}), {})
+    options = {"photometry": {"radii": [2.5, 3.0], "radii_fwhm": [2.0]}}
+    t = measure_from_options(image, sources, options, apcorr_path)
+    table = load_apcorr_table(apcorr_path, "F444W", "CLEAR")
+    assert t.meta["annulus_px"] == [table.skyin, table.skyout]
+    assert t.meta["radii_labels"] == ["r2.5", "r3", "r4.6"]  # 2 x 2.302 px
+    corr, _ = table.correction(np.array(t.meta["radii_px"]))
+    for label, c in zip(t.meta["radii_labels"], corr, strict=True):
+        np.testing.assert_allclose(t[f"flux_total_{label}"], t[f"flux_{label}"] * c, rtol=1e-12)
+    assert t.meta["apcorr"]["apcorr"] == pytest.approx(list(corr))
+    # another annulus is honoured, with a warning about the wing share
+    with caplog.at_level("WARNING"):
+        other = {"photometry": {"radii": [3.0], "annulus": [12, 18]}}
+        t2 = measure_from_options(image, sources, other, apcorr_path)
+    assert t2.meta["annulus_px"] == [12.0, 18.0] and "PSF-wing share" in caplog.text
