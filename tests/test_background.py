@@ -135,3 +135,13 @@ def test_background_of_a_real_image_uses_the_photometry_pixels():
     ref = estimate_background(data, image.mask, "global", estimator="mmm")
     assert bkg.median == pytest.approx(ref.median, rel=1e-12)
     assert 0 < bkg.std < bkg.median
+
+
+def test_coverage_mask_pixels_get_the_fill_value():
+    data, _ = _sky(shape=(128, 128))
+    cover = np.zeros(data.shape, bool)
+    cover[:, :20] = True
+    data[cover] = 0.0
+    bkg = estimate_background(data, cover, "2d", box_size=32, coverage_mask=cover, fill_value=-1.0)
+    assert np.all(bkg.background[cover] == -1.0)
+    assert bkg.background[~cover].mean() == pytest.approx(10.0, abs=0.2)

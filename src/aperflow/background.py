@@ -392,11 +392,17 @@ def read_background(path) -> Background:
 
 def background_of_image(image, options: dict | None = None, mask_zeros: bool = True):
     """Background of an :class:`aperflow.images.Image` from the ``field.background``
-    options (keys as :func:`estimate_background`'s keywords), on the pixels photometry
-    uses (:func:`aperflow.photometry.image_pixels`)."""
+    options (keys as :func:`estimate_background`'s keywords; ``coverage_mask: true``
+    passes the bad/uncovered pixels as Background2D's coverage mask, where the maps get
+    ``fill_value``), on the pixels photometry uses
+    (:func:`aperflow.photometry.image_pixels`)."""
     from aperflow.photometry import image_pixels
 
     data, _, flags = image_pixels(image, mask_zeros)
     opts = dict(options or {})
     method = opts.pop("method", "2d")
-    return estimate_background(data, (flags & 1) != 0, method, **opts)
+    bad = (flags & 1) != 0
+    if opts.pop("coverage_mask", False):
+        # bad/uncovered pixels neither enter nor receive the 2-D interpolation
+        opts["coverage_mask"] = bad
+    return estimate_background(data, bad, method, **opts)
