@@ -599,7 +599,7 @@ def _core_counts(image: Image, x: float, y: float, core_radius: float) -> tuple[
     )
 
 
-def _image_meta(image: Image, cen: Centroid, sky: SkyStats, opts: dict, **extra) -> dict:
+def _image_meta(image: Image, cen: Centroid, sky: SkyStats, opts: dict, gain, **extra) -> dict:
     n_sat, n_bad = _core_counts(image, cen.x, cen.y, opts["core_radius"])
     m = image.meta
     return provenance(
@@ -631,6 +631,8 @@ def _image_meta(image: Image, cen: Centroid, sky: SkyStats, opts: dict, **extra)
         n_core_saturated=n_sat,
         n_core_bad=n_bad,
         core_radius=float(opts["core_radius"]),
+        error_model=opts["error_model"],
+        gain=gain,
         calibration=_calibration_meta(image),
         **extra,
     )
@@ -698,8 +700,7 @@ def ee_profile(image: Image, options: dict | None = None) -> Table:
             cen,
             sky,
             opts,
-            error_model=opts["error_model"],
-            gain=gain,
+            gain,
             repair_method=rep.method,
             n_repaired=len(rep.positions),
             repaired_x=[p[0] for p in rep.positions],
@@ -755,8 +756,7 @@ def sb_profile(image: Image, options: dict | None = None) -> Table:
             cen,
             sky,
             opts,
-            error_model=opts["error_model"],
-            gain=gain,
+            gain,
             clip=bool(sbo["clip"]),
             clip_limit=clip,
             width=width,
