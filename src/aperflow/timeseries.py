@@ -88,6 +88,7 @@ from aperflow.photometry import (
     SKY_VARIANCE_FACTOR,
     aperture_weights,
     clipped_stats_sorted,
+    clipped_std_correction,
     flux_error,
     radius_label,
 )
@@ -682,13 +683,29 @@ def open_series(path: str | Path, **kwargs) -> IntegrationSeries:
 
 @dataclass
 class Background:
-    """Background per integration: ``level`` and ``std`` per pixel, ``error`` of the level
-    (``std/sqrt(n)``, times ``sqrt(pi/2)`` for a median) and the pixels used ``n``."""
+    """Background per integration.
+
+    ``level`` per pixel; ``std`` the scatter of the pixels used (clipped); ``noise`` the
+    per-pixel noise for the errors (``std`` de-biased for the clipping, as the field
+    engine does: :func:`aperflow.photometry.clipped_std_correction`); ``n`` the pixels
+    used and ``n_eff = n / f`` their effective number for the level's error, with the
+    statistic's variance factor ``f`` (1 mean, pi/2 median); ``error = noise / sqrt(n_eff)``.
+    """
 
     level: np.ndarray
     error: np.ndarray
     std: np.ndarray
+    noise: np.ndarray
     n: np.ndarray
+    n_eff: np.ndarray
+
+
+def _background(level, std, n, statistic: str, correction: float = 1.0) -> Background:
+    noise = std / correction
+    n_eff = n / SKY_VARIANCE_FACTOR[statistic]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        error = noise / np.sqrt(n_eff)
+    return Background(level, error, std, noise, n, n_eff)
 
 
 def _clipped_rows(values: np.ndarray, sigma: float, maxiters: int):
@@ -697,13 +714,6 @@ def _clipped_rows(values: np.ndarray, sigma: float, maxiters: int):
     finite = np.isfinite(values)
     ordered = np.sort(np.where(finite, values, np.inf), axis=1)
     return clipped_stats_sorted(ordered, finite.sum(axis=1), sigma, maxiters)
-
-
-def _level_error(std, n, statistic):
-    """Error of the background level: ``std sqrt(f / n)`` with the statistic's variance
-    factor ``f`` (1 for the mean, pi/2 for the median)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return std * np.sqrt(SKY_VARIANCE_FACTOR[statistic] / n)
 
 
 def annulus_background(
@@ -737,7 +747,7 @@ def annulus_background(
     use = inside & (d2 >= r_in * r_in) & (d2 < r_out * r_out)
     mean, median, std, count = _clipped_rows(np.where(use, values, np.nan), sigma, maxiters)
     level = median if statistic == "median" else mean
-    return Background(level, _level_error(std, count, statistic), std, count)
+    return _background(level, std, count, statistic, clipped_std_correction(sigma))
 
 
 def _ring_offsets(r_in: float, r_out: float) -> tuple[np.ndarray, np.ndarray]:
@@ -757,7 +767,7 @@ def frame_background(frames: np.ndarray) -> Background:
         level = np.nanmedian(flat, axis=1)
         std = 1.4826 * np.nanmedian(np.abs(flat - level[:, None]), axis=1)
     n = np.isfinite(flat).sum(axis=1)
-    return Background(level, _level_error(std, n, "median"), std, n)
+    return _background(level, std, n, "median")
 
 
 @contextlib.contextmanager
@@ -1063,6 +1073,8 @@ def _measure_batch(batch, series, opts, gx, gy, template) -> dict[str, np.ndarra
         "background": bkg.level,
         "background_err": bkg.error,
         "background_std": bkg.std,
+        "sky_noise": bkg.noise,
+        "n_sky_eff": bkg.n_eff,
         "n_sky": bkg.n,
         "x_cc": x_cc + ox,
         "y_cc": y_cc + oy,
@@ -1188,7 +1200,7 @@ def _frame_table(c, series, times, opts, cal, gain) -> Table:
         total = c["sum"][:, k]
         var = c["var_sum"][:, k] if series.has_error else None
         err = flux_error(
-            c["area"][:, k], c["background_std"], c["n_sky"], var_sum=var, flux=total, gain=gain
+            c["area"][:, k], c["sky_noise"], c["n_sky_eff"], var_sum=var, flux=total, gain=gain
         )
         photon = np.full(n, np.nan)
         if gain:  # the source's own photon noise: sum w^2 S / g (in quadrature in err)
