@@ -874,9 +874,10 @@ def _target_position(series: IntegrationSeries, opts: TimeseriesOptions):
     return None
 
 
-def _first_median(series: IntegrationSeries, nmax: int = 32) -> tuple[np.ndarray, int, int]:
-    """Median of the first integrations (at most ``nmax``): a clean picture of the star."""
-    batch = next(series.batches(nmax))
+def _first_median(series: IntegrationSeries, nmax: int, window=None):
+    """Median of the first ``nmax`` integrations (of the window around a known target, or
+    of whole frames to find the star): a clean picture of it, and the window's origin."""
+    batch = next(series.batches(nmax, window))
     with _quiet_nan():
         return np.nanmedian(batch.data, axis=0), batch.x0, batch.y0
 
@@ -932,9 +933,10 @@ def _read_template(path: str | None) -> np.ndarray | None:
     raise ValueError(f"timeseries.centroid.template: {path} holds no 2-D image")
 
 
-def _window(series, opts, x, y):
-    """Rows and columns needed around the target: the whole frame for a frame median."""
-    if opts.background_method == "median":
+def _window(series, opts, x, y, local: bool = False):
+    """Rows and columns needed around the target: the whole frame for a frame median
+    (unless ``local``: only the star's surroundings are wanted)."""
+    if opts.background_method == "median" and not local:
         return None
     reach = max(opts.annulus[1], max(opts.radii)) + 2 * opts.box + 3
     return (int(y - reach), int(y + reach) + 1, int(x - reach), int(x + reach) + 1)
@@ -986,8 +988,9 @@ def measure_series(
         saturation=img.get("saturation"),
         ramp_groups=opts.ramp_groups,
     ) as series:
-        median, mx0, my0 = _first_median(series)
         target = _target_position(series, opts)
+        near = None if target is None else _window(series, opts, target[0], target[1], True)
+        median, mx0, my0 = _first_median(series, min(32, opts.batch_size), near)
         if target is None:
             bx, by = _brightest_position(median, opts.fwhm or 2.0)
             target = (bx + mx0, by + my0, "brightest smoothed pixel")
