@@ -306,10 +306,12 @@ def place_targets(
         if target.sky_region is not None or (per_position and target.is_sky):
             key = (*key, i)  # its own group: own sky region, or converted at its own position
         buckets.setdefault(key, []).append(i)
+    order = np.asarray(list(apertures), dtype=int)  # target indices, increasing
+    icrs = _icrs_centres(targets, list(order))
     for key, members in buckets.items():
         first = apertures[members[0]]
         if key[1]:  # sky apertures: one to_pixel for the group
-            coords = SkyCoord([apertures[i].positions.icrs for i in members])
+            coords = icrs[np.searchsorted(order, members)]
             pix = _with_positions(first, coords).to_pixel(image.wcs)
             scale = _size(pix) / u.Quantity(_size(first), first_unit(first)).to_value(u.arcsec)
         else:
@@ -333,6 +335,31 @@ def place_targets(
         order = {t.id: k for k, t in enumerate(targets)}
         out.off_image.sort(key=order.get)
     return out
+
+
+def _icrs_centres(targets: list[Target], indices: list[int]) -> SkyCoord:
+    """ICRS centres of the sky targets among ``indices`` (NaN for pixel ones), transformed
+    once per frame rather than once per region."""
+    lon = np.full(len(indices), np.nan)
+    lat = np.full(len(indices), np.nan)
+    frames: dict[tuple, list[int]] = {}
+    examples = {}
+    for k, i in enumerate(indices):
+        if not targets[i].is_sky:
+            continue
+        frame = targets[i].region.center.frame
+        key = (frame.name, str(getattr(frame, "equinox", "")), str(getattr(frame, "obstime", "")))
+        if key not in examples:
+            examples[key] = frame.replicate_without_data()
+        frames.setdefault(key, []).append(k)
+        data = frame.data  # the stored representation: no frame machinery per region
+        if not hasattr(data, "lon"):
+            data = frame.represent_as("unitspherical")
+        lon[k], lat[k] = data.lon.to_value(u.deg), data.lat.to_value(u.deg)
+    for key, ks in frames.items():
+        c = SkyCoord(lon[ks] * u.deg, lat[ks] * u.deg, frame=examples[key]).icrs
+        lon[ks], lat[ks] = c.ra.deg, c.dec.deg
+    return SkyCoord(lon * u.deg, lat * u.deg, frame="icrs")
 
 
 def first_unit(aperture) -> u.Unit:
