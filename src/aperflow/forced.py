@@ -313,7 +313,7 @@ def place_targets(
         if key[1]:  # sky apertures: one to_pixel for the group
             coords = icrs[np.searchsorted(order, members)]
             pix = _with_positions(first, coords).to_pixel(image.wcs)
-            scale = _size(pix) / u.Quantity(_size(first), first_unit(first)).to_value(u.arcsec)
+            scale = _size(pix) / u.Quantity(_size(first), _first_unit(first)).to_value(u.arcsec)
         else:
             pos = np.array([apertures[i].positions for i in members], dtype=float)
             pix = _with_positions(first, pos)
@@ -362,7 +362,7 @@ def _icrs_centres(targets: list[Target], indices: list[int]) -> SkyCoord:
     return SkyCoord(lon * u.deg, lat * u.deg, frame="icrs")
 
 
-def first_unit(aperture) -> u.Unit:
+def _first_unit(aperture) -> u.Unit:
     """Unit of an aperture's size parameters (arcsec for sky apertures, else pixel)."""
     for name in ("r_out", "a_out", "r", "a"):
         if hasattr(aperture, name):
@@ -441,15 +441,13 @@ def _annulus_radii(size, inner, outer, unit, px_per_arcsec):
 def _weighted_variance_sum(aperture, variance: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """``sum_i (w_i ERR_i)^2`` per position: the ERR term of the error formula, with the
     exact overlap fractions squared (not photutils' linear weights)."""
-    var = np.where(mask, 0.0, variance)
+    # masked and non-finite pixels contribute nothing (as they do to the flux)
+    var = np.where(mask | ~np.isfinite(variance), 0.0, variance)
     out = []
     masks = aperture.to_mask(method="exact")
     for m in masks if isinstance(masks, list) else [masks]:
         cut = m.cutout(var, fill_value=0.0)
-        bad = m.cutout(mask.astype(float), fill_value=1.0)
-        out.append(
-            float(np.sum(np.where(bad > 0, 0.0, m.data**2 * cut))) if cut is not None else np.nan
-        )
+        out.append(float(np.sum(m.data**2 * cut)) if cut is not None else np.nan)
     return np.asarray(out)
 
 
