@@ -35,6 +35,16 @@ of that row, and every iteration only moves the range's ends (astropy's ``SigmaC
 rule: keep ``median - k std <= v <= median + k std`` of the values kept so far, std with
 ddof 0, until nothing changes or ``maxiters``). ``median``: the clipped median;
 ``mmm``: DAOPHOT's mode ``3 median - 2 mean`` of the clipped values; ``mean``.
+
+The engine feeds :func:`flux_error` with the sky terms of the statistic actually used:
+``sigma_sky`` is the clipped std divided by :func:`clipped_std_correction` (a converged
+3-sigma clip keeps 98.5 % of a Gaussian's std), and ``n_sky`` is the effective number of
+sky pixels ``n / f`` with ``f`` from :data:`SKY_VARIANCE_FACTOR` (pi/2 for a median: its
+variance is pi/2 that of a mean). The tables' ``sky_std`` and ``n_sky`` columns keep the
+plain clipped std and pixel count. On simulated fields this makes ``(F - F_true)/sigma_F``
+unit-variance (the plain formula gives ~1.04 with a median sky). With exact overlap the
+DAOPHOT form counts a partial pixel with weight ``w`` instead of ``w^2`` in ``F/g`` and
+``A sigma^2``, so it is slightly conservative for small apertures (exact for ``center``).
 """
 
 from __future__ import annotations
