@@ -233,3 +233,24 @@ def test_real_ground_image_fwhm_is_measured_and_stars_found():
     assert np.all(d < 1.0)
     with pytest.raises(ValueError, match="set field.detection.fwhm"):
         resolve_fwhm(image)  # no table entry and nothing to measure with
+
+
+def test_suppress_close_is_greedy_brightest_first():
+    from aperflow.detection import suppress_close
+
+    # a chain A > B > C, each 2 px from the next: B goes (next to A), C stays (A is 4 px)
+    x = np.array([0.0, 2.0, 4.0, 50.0, 51.0])
+    y = np.zeros(5)
+    keep = suppress_close(x, y, 3.0)
+    assert keep.tolist() == [True, False, True, True, False]
+    assert suppress_close(x, y, 0.0).all()
+
+
+def test_min_separation_drops_the_fainter_of_close_detections():
+    image, x, y, _ = _field()
+    all_ = find_sources(image, 2.0, fwhm=2.5)
+    some = find_sources(image, 2.0, fwhm=2.5, min_separation=30.0)
+    assert 0 < len(some) < len(all_)
+    d = np.hypot(*(np.subtract.outer(some[c], some[c]) for c in ("x", "y")))
+    assert d[np.triu_indices(len(some), 1)].min() >= 30.0
+    assert some["flux"][0] == all_["flux"][0]  # the brightest is always kept

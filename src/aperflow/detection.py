@@ -28,6 +28,7 @@ __all__ = [
     "detect_image",
     "estimate_fwhm",
     "find_sources",
+    "suppress_close",
     "fwhm_table",
     "lookup_fwhm",
     "resolve_fwhm",
@@ -230,6 +231,36 @@ def _starfinder(method, threshold, fwhm, sharpness, roundness, **kwargs):
     )
 
 
+def suppress_close(x, y, min_separation: float) -> np.ndarray:
+    """Greedy non-maximum suppression of detections sorted brightest first.
+
+    A detection is dropped when a brighter *kept* detection lies closer than
+    ``min_separation`` pixels; vectorised over the close pairs
+    (:meth:`scipy.spatial.cKDTree.query_pairs`), iterated to the greedy fixed point.
+
+    Returns
+    -------
+    ndarray of bool
+        True for the detections kept.
+    """
+    from scipy.spatial import cKDTree
+
+    xy = np.c_[np.asarray(x, float), np.asarray(y, float)]
+    keep = np.ones(len(xy), bool)
+    if len(xy) < 2 or not min_separation:
+        return keep
+    pairs = cKDTree(xy).query_pairs(float(min_separation), output_type="ndarray")
+    brighter, fainter = pairs.min(axis=1), pairs.max(axis=1)  # index = brightness rank
+    for _ in range(len(xy)):
+        suppressed = np.zeros(len(xy), bool)
+        suppressed[fainter[keep[brighter]]] = True
+        new = ~suppressed
+        if np.array_equal(new, keep):
+            break
+        keep = new
+    return keep
+
+
 def _from_starfinder(found: Table | None) -> Table:
     if found is None or len(found) == 0:
         return _empty_sources()
@@ -328,8 +359,11 @@ def find_sources(
     n_brightest : int, optional
         Keep only the brightest sources (star finders).
     min_separation : float, optional
-        Minimum separation of star-finder detections in pixels (photutils' default
-        ``2.5 fwhm`` when None).
+        Star finders: a detection closer than this (pixels) to a brighter kept one is
+        dropped (greedy, brightest first; :func:`suppress_close`). None or 0 keeps every
+        local maximum, as the original DAOFIND and seed 000 do. (photutils 3's own
+        default, 2.5 FWHM, searches rings pixel by pixel: ~10x slower on a crowded 4k
+        image, and it merges pairs that are resolved at 1-2.5 FWHM.)
     npixels : int
         Segmentation: minimum connected pixels.
     deblend : bool
@@ -373,13 +407,15 @@ def find_sources(
             exclude_border=exclude_border,
             peak_max=peak_max,
             n_brightest=n_brightest,
-            min_separation=min_separation,
+            min_separation=0.0,
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "no sources found" is reported by the caller
             sources = _from_starfinder(finder.find_stars(clean, mask=bad))
     if len(sources):
         sources.sort("flux", reverse=True)
+        if min_separation and method != "segmentation":
+            sources = sources[suppress_close(sources["x"], sources["y"], min_separation)]
     sources["id"] = np.arange(1, len(sources) + 1, dtype=int)
     sources = sources[list(_COLUMNS)]
     for name in ("x", "y"):
