@@ -554,6 +554,8 @@ def aperture_photometry(
         "n_sky": np.zeros(n, dtype=np.int64),
     }
     step = max(int(chunk_size), 1)
+    if workers > 1:  # several chunks per thread, so that no thread idles at the end
+        step = min(step, max(512, -(-n // (4 * int(workers)))))
     slices = [slice(a, min(a + step, n)) for a in range(0, n, step)]
 
     def run(sl):
