@@ -236,7 +236,9 @@ def test_catalog_means_agree_with_truth_and_dithers_are_consistent(demo_run):
         rchi2 = np.asarray(cat["rchi2_r3"])[good]
         assert 0.6 < np.nanmean(rchi2) < 1.5
         assert set(np.unique(cat["n_images"])) <= {1, 2, 3}
-        assert np.all(cat["n_rejected"] == 0)
+        # the flat top of a saturated star can give DAOFIND two peaks 2.5 px (0.08")
+        # apart: the second detection is rejected, the star counted once
+        assert (cat["n_rejected"] > 0).sum() <= 1
 
 
 @pytest.mark.slow
