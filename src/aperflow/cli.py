@@ -40,6 +40,13 @@ def _info(args: argparse.Namespace) -> int:
     return status
 
 
+def _outputs(args: argparse.Namespace) -> int:
+    from aperflow.outputs_doc import describe_outputs
+
+    print(describe_outputs(args.results))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``aperflow`` command."""
     parser = argparse.ArgumentParser(prog="aperflow", description=__doc__)
@@ -52,6 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     info = sub.add_parser("info", help="show how aperflow reads FITS images")
     info.add_argument("files", nargs="+")
     info.set_defaults(func=_info)
+    outputs = sub.add_parser(
+        "outputs", help="document a run's output files and columns (markdown)"
+    )
+    outputs.add_argument("results", nargs="?", default="results")
+    outputs.set_defaults(func=_outputs)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -25,6 +25,7 @@ from pathlib import Path
 __all__ = [
     "MODES",
     "ConfigError",
+    "canonical",
     "Dataset",
     "deep_merge",
     "image_id",
@@ -71,16 +72,30 @@ def deep_merge(base: Mapping, override: Mapping) -> dict:
     return out
 
 
+def canonical(value):
+    """``value`` with every mapping's keys sorted, recursively.
+
+    Snakemake compares a rule's params by their text; sorted keys make options that only
+    differ in the order of the config file's keys the same, so they rerun nothing.
+    """
+    if isinstance(value, Mapping):
+        return {key: canonical(value[key]) for key in sorted(value, key=str)}
+    if isinstance(value, list | tuple):
+        return [canonical(v) for v in value]
+    return value
+
+
 def mode_options(config: Mapping, name: str) -> dict:
     """Options of data set ``name``: the global block of its mode updated by the data set's
-    own block of the same name (``datasets.<name>.<mode>``), plus the data set's keys."""
+    own block of the same name (``datasets.<name>.<mode>``), plus the data set's keys;
+    keys sorted (:func:`canonical`)."""
     spec = config["datasets"][name]
     mode = spec["mode"]
     options = deep_merge(config.get(mode, {}) or {}, spec.get(mode, {}) or {})
     for key, value in spec.items():
         if key not in ("files", "mode", *MODES):
             options[key] = copy.deepcopy(value)
-    return options
+    return canonical(options)
 
 
 def resolve_files(

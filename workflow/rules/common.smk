@@ -5,7 +5,7 @@ import os
 
 from snakemake.utils import validate
 
-from aperflow.datasets import ConfigError, resolve_datasets
+from aperflow.datasets import ConfigError, canonical, resolve_datasets
 from aperflow.simulate import demo_outputs
 
 validate(config, schema="../schemas/config.schema.yaml", set_default=False)
@@ -56,7 +56,7 @@ def get_image_paths(dataset):
 
 def get_image_options():
     """How images are opened (DQ bits, saturation level): the ``images`` config block."""
-    return config.get("images", {}) or {}
+    return canonical(config.get("images", {}) or {})
 
 
 @functools.lru_cache(maxsize=4)
