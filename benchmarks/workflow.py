@@ -10,16 +10,20 @@ a fresh workflow in a temporary directory and prints one table row:
 - ``in-job s``: the summed time inside the jobs' commands;
 - ``overhead s``: wall minus in-job time per core (in-job / C), i.e. what Snakemake itself
   costs on top of the work; ``overhead %`` is that over the wall time;
-- ``ms/output``: the overhead per output file.
+- ``ms/output``: the overhead per output file;
+- ``% at 1 s/out``: a projection, not a measurement: the overhead share if every output
+  took 1 s of work (overhead / (overhead + N x 1 s / C)), e.g. a small image's field step.
 
-Rows: N = 100 and 1000 one-file jobs with the ``ilp`` and the ``greedy`` scheduler, and the
+Rows: N = 100 and 1000 one-file jobs with the ``ilp`` and the ``greedy`` scheduler, the
 same N produced by N/B jobs of B files each (the batching design: per-image rules that take a
-batch of images per job). ``--big`` adds N = 5000 (greedy only; ilp there takes 25-30 min,
+batch of images per job), and N = 100 one-file ``script:`` jobs (a Python process each, as
+every aperflow rule runs; ``--script-sizes``). ``--big`` adds N = 5000 (greedy only; ilp there takes 25-30 min,
 ``--ilp-big`` runs it anyway). ``--slurm`` adds runs through ``profiles/slurm`` on a running
 SLURM (``scripts/slurm/start.sh``), with the one-file jobs grouped ``--batch`` at a time
 into submissions (``group-components``).
 
-    python benchmarks/workflow.py [--big] [--slurm] [--cores 2] [--batch 50] [--work-ms 0]
+    python benchmarks/workflow.py [--sizes 100 1000] [--big] [--slurm] [--cores 2]
+                                  [--batch 50] [--work-ms 0]
 
 This is a benchmark, not a test: it prints figures and checks only that each run succeeded.
 """
@@ -69,6 +73,32 @@ rule batch:
         expand("out/{{b}}/{k}.txt", k=range(BATCH)),
     shell:
         STAMP
+
+
+rule script_one:
+    output:
+        "out/py/{i}.txt",
+    params:
+        sleep=SLEEP,
+    script:
+        "stamp.py"
+
+
+rule script_all:
+    input:
+        expand("out/py/{i}.txt", i=range(N)),
+"""
+
+# A `script:` job, as every aperflow rule is: Python start-up and Snakemake's script preamble
+# come before the stamp, so they count as overhead, as they do for real rules.
+STAMP_PY = """import time
+t0 = time.time()
+if snakemake.params.sleep > 0:
+    time.sleep(snakemake.params.sleep)
+t1 = time.time()
+for path in snakemake.output:
+    with open(path, "w") as f:
+        f.write(f"{t0} {t1}\\n")
 """
 
 
@@ -89,18 +119,23 @@ class Row:
     def overhead(self) -> float:
         return self.wall - self.in_job / self.cores
 
+    def projected(self, seconds_per_output: float) -> float:
+        """Overhead share (%) if each output took ``seconds_per_output`` of work instead."""
+        work = self.n * seconds_per_output / self.cores
+        return 100 * self.overhead / (self.overhead + work)
+
     def format(self) -> str:
         return (
             f"| {self.label:<22} | {self.n:>5} | {self.jobs:>5} | {self.scheduler:<6} "
-            f"| {self.dry:>6.2f} | {self.wall:>7.2f} | {self.in_job:>7.2f} "
-            f"| {self.overhead:>8.2f} | {100 * self.overhead / self.wall:>5.1f} "
-            f"| {1000 * self.overhead / self.n:>7.1f} |"
+            f"| {self.dry:>6.2f} | {self.wall:>7.2f} | {self.in_job:>8.2f} "
+            f"| {self.overhead:>10.2f} | {100 * self.overhead / self.wall:>5.1f} "
+            f"| {1000 * self.overhead / self.n:>9.1f} | {self.projected(1.0):>11.1f} |"
         )
 
 
 HEADER = (
     "| run                    |     N |  jobs | sched  |  dry s |  wall s | in-job s "
-    "| overhead s |    % | ms/output |"
+    "| overhead s |     % | ms/output | % at 1 s/out |"
 )
 
 
@@ -125,14 +160,22 @@ def run(args: list[str], workdir: Path, timeout: float) -> float:
 
 
 def measure(
-    label: str, n: int, batch: int, scheduler: str, cores: int, work_ms: float, extra=()
+    label: str,
+    n: int,
+    batch: int,
+    scheduler: str,
+    cores: int,
+    work_ms: float,
+    extra=(),
+    target: str = "all",
 ) -> Row:
     """One fresh workflow of ``n`` outputs written by ``n / batch`` jobs."""
     with tempfile.TemporaryDirectory(prefix="aperflow-bench-") as tmp:
         workdir = Path(tmp)
         (workdir / "Snakefile").write_text(SNAKEFILE)
+        (workdir / "stamp.py").write_text(STAMP_PY)
         config = ["--config", f"outputs={n}", f"batch={batch}", f"work_ms={work_ms}"]
-        common = [*config, "--scheduler", scheduler, "--quiet", "all"]
+        common = [*config, "--scheduler", scheduler, "--quiet", "all", "--", target]
         dry = run(["-n", "--cores", str(cores), *common], workdir, timeout=3600)
         wall = run(["--cores", str(cores), *extra, *common], workdir, timeout=7200)
         jobs = n // batch if batch > 1 else n
@@ -141,7 +184,11 @@ def measure(
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000], help="N values")
     parser.add_argument("--big", action="store_true", help="add N=5000 (greedy)")
+    parser.add_argument(
+        "--script-sizes", type=int, nargs="*", default=[100], help="N for `script:` jobs"
+    )
     parser.add_argument("--ilp-big", action="store_true", help="with --big: ilp at 5000 too")
     parser.add_argument("--slurm", action="store_true", help="add runs through profiles/slurm")
     parser.add_argument("--cores", type=int, default=2)
@@ -149,7 +196,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--work-ms", type=float, default=0.0, help="sleep per output (ms)")
     args = parser.parse_args(argv)
 
-    sizes = [100, 1000] + ([5000] if args.big else [])
+    sizes = args.sizes + ([5000] if args.big and 5000 not in args.sizes else [])
     print(
         f"Snakemake overhead, trivial one-file jobs, --cores {args.cores}, "
         f"work {args.work_ms:g} ms per output"
@@ -163,6 +210,10 @@ def main(argv: list[str] | None = None) -> None:
             print(row.format(), flush=True)
         label = f"batches of {args.batch}"
         row = measure(label, n, args.batch, "greedy", args.cores, args.work_ms)
+        print(row.format(), flush=True)
+    for n in args.script_sizes:
+        label = "script: job per output"
+        row = measure(label, n, 1, "greedy", args.cores, args.work_ms, target="script_all")
         print(row.format(), flush=True)
     if args.slurm:
         profile = str(REPO / "profiles" / "slurm")
@@ -181,7 +232,10 @@ def main(argv: list[str] | None = None) -> None:
             row = measure(label, n, 1, "greedy", args.cores, args.work_ms, extra=extra)
             row.jobs = -(-n // args.batch)
             print(row.format(), flush=True)
-    print("overhead = wall - in-job / cores; dry = parse + DAG only (snakemake -n)")
+    print(
+        "overhead = wall - in-job / cores; dry = parse + DAG only (snakemake -n); "
+        "'% at 1 s/out' = overhead / (overhead + N x 1 s / cores), projected"
+    )
 
 
 if __name__ == "__main__":
