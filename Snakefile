@@ -17,6 +17,7 @@ include: "workflow/rules/standard.smk"
 include: "workflow/rules/timeseries.smk"
 include: "workflow/rules/forced.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/resources.smk"
 
 
 rule all:

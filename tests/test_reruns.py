@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 from conftest import REPO, run_snakemake
 
@@ -49,23 +50,18 @@ def _start(workdir: Path, *args: str) -> subprocess.Popen:
     )
 
 
-def test_sigkill_then_rerun_equals_uninterrupted_run(demo_run, tmp_path):
-    """Kill the demo run (cores 2) mid-way, resume with 1 core: outputs equal demo_run's."""
-    reference = _outputs(demo_run)
-    assert reference, "the reference demo run wrote nothing"
-    workdir = tmp_path / "killed"
+@pytest.fixture(scope="module")
+def resumed_run(tmp_path_factory) -> Path:
+    """The demo run (2 cores) killed with SIGKILL mid-way, then resumed with 1 core."""
+    workdir = tmp_path_factory.mktemp("killed")
     (workdir / "config").mkdir(parents=True)
     shutil.copy(REPO / "config" / "config.yaml", workdir / "config" / "config.yaml")
     proc = _start(workdir, "--cores", "2")
     deadline = time.time() + 300
     # Wait until the run is past the inventory and has written some per-image results.
     while time.time() < deadline and proc.poll() is None:
-        done = (
-            [p for p in (workdir / "results").rglob("*.ecsv")]
-            if (workdir / "results").exists()
-            else []
-        )
-        if len(done) >= 6:
+        results = workdir / "results"
+        if results.exists() and len(list(results.rglob("*.ecsv"))) >= 6:
             break
         time.sleep(0.5)
     assert proc.poll() is None, "the run finished before it could be killed"
@@ -73,7 +69,14 @@ def test_sigkill_then_rerun_equals_uninterrupted_run(demo_run, tmp_path):
     proc.wait()
     run_snakemake(workdir, "--unlock")
     run_snakemake(workdir, "--cores", "1", "--rerun-incomplete", "--keep-going")
-    resumed = _outputs(workdir)
+    return workdir
+
+
+def test_sigkill_then_rerun_equals_uninterrupted_run(demo_run, resumed_run):
+    """Outputs of the killed-and-resumed run (1 core) equal demo_run's (2 cores)."""
+    reference = _outputs(demo_run)
+    assert reference, "the reference demo run wrote nothing"
+    resumed = _outputs(resumed_run)
     assert sorted(resumed) == sorted(reference)
     differ = [name for name in reference if resumed[name] != reference[name]]
     assert not differ, f"outputs differ from the uninterrupted run: {differ[:10]}"
@@ -137,19 +140,42 @@ def test_a_standard_option_reruns_only_the_standard_stage(demo_run):
     assert not set(jobs) & set(other), jobs
 
 
-def test_a_new_image_reruns_only_its_jobs(demo_run):
-    extra = demo_run / "extra"
+def _jobs_run(output: str) -> list[tuple[str, str]]:
+    """(rule, wildcards) of every job a Snakemake run printed."""
+    jobs, rule = [], None
+    for line in output.splitlines():
+        match = re.match(r"^(?:local)?(?:rule|checkpoint) (\w+):$", line.strip())
+        if match:
+            rule = match.group(1)
+            jobs.append((rule, ""))
+        elif rule and line.strip().startswith("wildcards:"):
+            jobs[-1] = (rule, line.strip().removeprefix("wildcards:").strip())
+    return jobs
+
+
+def test_a_new_image_reruns_only_its_jobs(resumed_run):
+    """Adding one image to the field data set reruns the inventory, that image's jobs and
+    its group's aggregation, and nothing of the other images, groups or data sets."""
+    extra = resumed_run / "extra"
     extra.mkdir(exist_ok=True)
-    source = sorted((demo_run / "resources" / "demo" / "field").glob("*nrcblong_cal.fits"))[0]
-    shutil.copy(source, extra / "jw09999001001_02101_00001_nrcblong_cal.fits")
+    source = sorted((resumed_run / "resources" / "demo" / "field").glob("*nrcblong_cal.fits"))[0]
+    new = "jw09999001001_02101_00001_nrcblong_cal"
+    shutil.copy(source, extra / f"{new}.fits")
     config = _config()
     field = config["datasets"]["demo_field"]
     field["files"] = [field["files"], "extra/*_cal.fits"]
-    jobs = _dry_run_jobs(demo_run, config)
-    assert jobs.get("inventory") == 1
-    per_image = {
-        rule: n for rule, n in jobs.items() if rule in ("background", "detect", "photometry")
-    }
-    assert per_image and set(per_image.values()) == {1}, jobs
-    other = ("ee_profile", "sb_profile", "forced", "timeseries_frames", "demo_data")
-    assert not set(jobs) & set(other), jobs
+    (resumed_run / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    proc = run_snakemake(resumed_run, "--cores", "2")
+    jobs = _jobs_run(proc.stdout + proc.stderr)
+    rules = {rule for rule, _ in jobs}
+    assert "inventory" in rules
+    per_image = [(r, w) for r, w in jobs if r in ("background", "detect", "photometry")]
+    assert sorted(r for r, _ in per_image) == ["background", "detect", "photometry"], jobs
+    assert all(new in w for _, w in per_image), per_image
+    others = [
+        (r, w)
+        for r, w in jobs
+        if r not in ("inventory", "all", "background", "detect", "photometry")
+    ]
+    assert others, "the group's catalog was not rebuilt"
+    assert all("demo_field" in w and "F444W" in w for _, w in others), others
