@@ -55,3 +55,26 @@ def test_demo_run_writes_inventory_and_reruns_nothing(demo_run):
     assert "Exiting because a job execution failed" not in stderr, stderr[-4000:]
     proc = run_snakemake(demo_run, "-n", "--cores", "2")
     assert "Nothing to be done" in proc.stdout + proc.stderr, proc.stdout[-3000:]
+
+
+def test_readme_starts_with_the_two_commands_and_its_examples_validate():
+    import re
+
+    from snakemake.utils import validate
+
+    readme = (REPO / "README.md").read_text()
+    first_block = re.search(r"```bash\n(.*?)```", readme, re.S).group(1).strip().splitlines()
+    assert first_block == [
+        "pip install -e . && snakemake --cores 2",
+        'pip install -e ".[test]" && pytest',
+    ]
+    assert first_block[1] in (REPO / ".ci" / "run").read_text()
+    section = readme[readme.index("## One example per mode") : readme.index("## On a cluster")]
+    blocks = re.findall(r"```yaml\n(.*?)```", section, re.S)
+    assert len(blocks) == 4
+    for block in blocks:
+        validate(
+            yaml.safe_load(block),
+            str(REPO / "workflow/schemas/config.schema.yaml"),
+            set_default=False,
+        )
