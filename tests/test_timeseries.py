@@ -499,3 +499,16 @@ def test_ten_thousand_integrations_in_bounded_memory(tmp_path):
     assert peak < 40e6, f"peak {peak / 1e6:.1f} MB"
     assert peak < 0.25 * cube_bytes
     assert np.std(table["x_gauss"]) < 0.01  # and the answers are right
+
+
+def test_progress_is_logged_at_most_ten_times(demo_dir, caplog):
+    import logging
+
+    from aperflow.simulate import demo_files
+
+    path = demo_files(demo_dir)["timeseries"][0]
+    with caplog.at_level(logging.INFO, logger="aperflow.timeseries"):
+        measure_series(path, {"radii": [3], "batch_size": 8}, {})
+    progress = [r.getMessage() for r in caplog.records if "integrations done" in r.getMessage()]
+    assert 1 <= len(progress) <= 10
+    assert progress[-1].endswith("200 of 200 integrations done")

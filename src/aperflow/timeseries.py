@@ -942,6 +942,14 @@ def _window(series, opts, x, y, local: bool = False):
     return (int(y - reach), int(y + reach) + 1, int(x - reach), int(x + reach) + 1)
 
 
+def _log_progress(path, done: int, total: int, reported: int) -> int:
+    """Log 'k of n integrations done' at each further tenth: at most ten lines a file."""
+    tenth = done * 10 // max(total, 1)
+    if tenth > reported:
+        log.info("%s: %d of %d integrations done", path, done, total)
+    return max(tenth, reported)
+
+
 def measure_series(
     path: str | Path,
     options: Mapping | TimeseriesOptions | None = None,
@@ -1001,9 +1009,11 @@ def measure_series(
         times = integration_times(series._hdul, series.header, series.nints, radec)
         cal = flux_calibration(series.meta, series.is_surface_brightness, opts.zeropoint)
         gain = _integration_gain(series, times, opts)
-        parts = []
+        parts, done, reported = [], 0, 0
         for batch in series.batches(opts.batch_size, _window(series, opts, gx, gy)):
             parts.append(_measure_batch(batch, series, opts, gx, gy, template))
+            done += len(next(iter(parts[-1].values())))
+            reported = _log_progress(path, done, series.nints, reported)
         columns = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     table = _frame_table(columns, series, times, opts, cal, gain)
     table.meta.update(
