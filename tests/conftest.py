@@ -34,12 +34,9 @@ def demo_dir(tmp_path_factory) -> Path:
     return out
 
 
-def run_snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run the repository's workflow in ``workdir`` (config copied there first)."""
-    (workdir / "config").mkdir(parents=True, exist_ok=True)
-    if not (workdir / "config" / "config.yaml").exists():
-        shutil.copy(REPO / "config" / "config.yaml", workdir / "config" / "config.yaml")
-    cmd = [
+def snakemake_command(workdir: Path, configfile: Path, *args: str) -> list[str]:
+    """The command line running the repository's workflow in ``workdir``."""
+    return [
         sys.executable,
         "-m",
         "snakemake",
@@ -48,9 +45,17 @@ def run_snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.C
         "-d",
         str(workdir),
         "--configfile",
-        str(workdir / "config" / "config.yaml"),
+        str(configfile),
         *args,
     ]
+
+
+def run_snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the repository's workflow in ``workdir`` (config copied there first)."""
+    (workdir / "config").mkdir(parents=True, exist_ok=True)
+    if not (workdir / "config" / "config.yaml").exists():
+        shutil.copy(REPO / "config" / "config.yaml", workdir / "config" / "config.yaml")
+    cmd = snakemake_command(workdir, workdir / "config" / "config.yaml", *args)
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if check and proc.returncode != 0:
         out = (proc.stdout + proc.stderr)[-6000:]

@@ -14,13 +14,12 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, run_snakemake
+from conftest import REPO, run_snakemake, snakemake_command
 
 
 def _outputs(workdir: Path) -> dict[str, bytes]:
@@ -33,18 +32,7 @@ def _outputs(workdir: Path) -> dict[str, bytes]:
 
 
 def _start(workdir: Path, *args: str) -> subprocess.Popen:
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(REPO / "Snakefile"),
-        "-d",
-        str(workdir),
-        "--configfile",
-        str(workdir / "config" / "config.yaml"),
-        *args,
-    ]
+    cmd = snakemake_command(workdir, workdir / "config" / "config.yaml", *args)
     return subprocess.Popen(
         cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
@@ -86,22 +74,7 @@ def _dry_run_jobs(workdir: Path, config: dict) -> dict[str, int]:
     path = workdir / "config" / "dry.yaml"
     path.write_text(yaml.safe_dump(config))
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "-s",
-            str(REPO / "Snakefile"),
-            "-d",
-            str(workdir),
-            "--configfile",
-            str(path),
-            "-n",
-            "--quiet",
-            "rules",
-        ],
-        capture_output=True,
-        text=True,
+        snakemake_command(workdir, path, "-n", "--quiet", "rules"), capture_output=True, text=True
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
