@@ -109,3 +109,14 @@ def test_image_id():
     assert image_id("dir/jw01_cal.fits") == "jw01_cal"
     assert image_id("thumb.fit.gz") == "thumb"
     assert image_id("x.FITS") == "x"
+
+
+def test_two_datasets_with_one_name_are_refused(tmp_path):
+    from aperflow.datasets import check_duplicate_keys
+
+    path = tmp_path / "config.yaml"
+    path.write_text("datasets:\n  a: {files: x, mode: field}\n  a: {files: y, mode: field}\n")
+    with pytest.raises(ConfigError, match=r"key 'a' appears twice \(lines 2 and 3\)"):
+        check_duplicate_keys(path)
+    path.write_text("datasets:\n  a: {files: x, mode: field}\n  b: {files: y, mode: field}\n")
+    check_duplicate_keys(path)

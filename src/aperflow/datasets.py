@@ -26,6 +26,7 @@ __all__ = [
     "MODES",
     "ConfigError",
     "canonical",
+    "check_duplicate_keys",
     "Dataset",
     "deep_merge",
     "image_id",
@@ -54,6 +55,37 @@ class Dataset:
     options: dict
     spec: dict = field(repr=False)
     images: dict[str, str] = field(default_factory=dict)
+
+
+def check_duplicate_keys(path: str | os.PathLike) -> None:
+    """Refuse a YAML config whose mappings repeat a key (e.g. two data sets of one name):
+    YAML loaders silently keep the last one, which would drop a data set unseen.
+
+    Raises
+    ------
+    ConfigError
+        Naming the file, the key and the line of the repeated key.
+    """
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        pass
+
+    def construct_mapping(loader, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise ConfigError(
+                    f"{path}: key {key!r} appears twice (lines {seen[key]} and "
+                    f"{key_node.start_mark.line + 1}); the second would silently replace the first"
+                )
+            seen[key] = key_node.start_mark.line + 1
+        return loader.construct_mapping(node, deep=deep)
+
+    StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
+    with open(path) as stream:
+        yaml.load(stream, Loader=StrictLoader)  # noqa: S506 - a SafeLoader subclass
 
 
 def image_id(path: str | os.PathLike) -> str:

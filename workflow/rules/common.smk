@@ -5,9 +5,14 @@ import os
 
 from snakemake.utils import validate
 
-from aperflow.datasets import ConfigError, canonical, resolve_datasets
+from aperflow.datasets import ConfigError, canonical, check_duplicate_keys, resolve_datasets
 from aperflow.simulate import demo_outputs
 
+try:
+    for _configfile in workflow.configfiles:
+        check_duplicate_keys(_configfile)
+except ConfigError as exc:
+    raise WorkflowError(f"config error: {exc}") from None
 validate(config, schema="../schemas/config.schema.yaml", set_default=False)
 
 
