@@ -151,3 +151,26 @@ rule plot_field_sky:
         "../../envs/aperflow.yaml"
     script:
         "../scripts/field_plots.py"
+
+
+rule plot_field_detections:
+    input:
+        image=get_image_path,
+        table="results/{dataset}/photometry/{image}.ecsv",
+    output:
+        report(
+            "results/{dataset}/plots/field/{image}_detections.png",
+            caption="../report/field_detections.rst",
+            category="{dataset} field",
+            subcategory="detections",
+        ),
+    params:
+        images=get_image_options(),
+    log:
+        "logs/{dataset}/plot_field_detections/{image}.log",
+    benchmark:
+        "logs/benchmarks/{dataset}/plot_field_detections/{image}.tsv"
+    conda:
+        "../../envs/aperflow.yaml"
+    script:
+        "../scripts/field_detections.py"

@@ -17,7 +17,8 @@ def get_field_group_files(stage, ext="ecsv"):
 
 
 def get_field_targets(dataset):
-    """Final targets of a field data set: per group the catalog, regions and plots."""
+    """Final targets of a field data set: per group the catalog, regions and plots; per
+    image the detections plot."""
     out = []
     for g in get_groups(dataset):
         out += [
@@ -27,6 +28,7 @@ def get_field_targets(dataset):
             f"results/{dataset}/plots/field/{g}_positions.png",
             f"results/{dataset}/plots/field/{g}_sky.png",
         ]
+    out += [f"results/{dataset}/plots/field/{image}_detections.png" for image in get_images(dataset)]
     return out
 
 

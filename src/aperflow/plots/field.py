@@ -93,3 +93,39 @@ def plot_sky_maps(backgrounds, names, path, title: str = "") -> None:
         ax.grid(False)
     fig.suptitle(title)
     save_figure(fig, path)
+
+
+def plot_detections(data, table, path, radius: float, annulus, title: str = "") -> None:
+    """Detections over the image (zscale): each source's aperture of ``radius`` pixels and
+    its sky annulus, kept sources in one colour and flagged ones in another."""
+    from matplotlib.collections import PatchCollection
+    from matplotlib.patches import Circle
+
+    fig, axes = figure(1, 1, size=(7.0, 7.0))
+    ax = axes[0][0]
+    lo, hi = zscale_limits(data)
+    ax.imshow(data, vmin=lo, vmax=hi if hi > lo else lo + 1, origin="lower", cmap="gray")
+    kept = kept_mask(table)
+    x, y = np.asarray(table["x"], float), np.asarray(table["y"], float)
+    for sel, colour, name in ((kept, "tab:green", "kept"), (~kept, "tab:red", "flagged")):
+        apertures = [Circle((xi, yi), radius) for xi, yi in zip(x[sel], y[sel], strict=True)]
+        ax.add_collection(PatchCollection(apertures, facecolor="none", edgecolor=colour, lw=0.8))
+        rings = [
+            Circle((xi, yi), r) for xi, yi in zip(x[sel], y[sel], strict=True) for r in annulus
+        ]
+        ax.add_collection(
+            PatchCollection(
+                rings, facecolor="none", edgecolor=colour, lw=0.6, alpha=0.8, linestyle="--"
+            )
+        )
+        ax.plot([], [], color=colour, label=f"{name} ({int(sel.sum())})")
+    ax.set_xlim(-0.5, data.shape[1] - 0.5)
+    ax.set_ylim(-0.5, data.shape[0] - 0.5)
+    ax.set_xlabel("x [pix, 0-based]")
+    ax.set_ylabel("y [pix, 0-based]")
+    ax.grid(False)
+    ax.legend(loc="upper right", fontsize=8)
+    ax.set_title(
+        f"{title}\naperture r={radius:g} px, annulus {annulus[0]:g}-{annulus[1]:g} px", fontsize=9
+    )
+    save_figure(fig, path)
