@@ -54,11 +54,6 @@ def get_image_path(wildcards):
     return DATASETS[wildcards.dataset].images[wildcards.image]
 
 
-def get_image_paths(dataset):
-    """All configured FITS files of a data set (before the inventory's verdict)."""
-    return list(DATASETS[dataset].images.values())
-
-
 def get_image_options():
     """How images are opened (DQ bits, saturation level): the ``images`` config block."""
     return canonical(config.get("images", {}) or {})
