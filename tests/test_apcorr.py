@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from astropy.table import Table
+from conftest import shared_file
 
 from aperflow.apcorr import (
     EECurve,
@@ -20,7 +21,6 @@ from aperflow.apcorr import (
     total_from_ee,
 )
 from aperflow.psf import MoffatPSF
-from tests.conftest import shared_file
 
 NIRCAM = (
     "reference/nircam_apcorr/nircam_apcorr_F444W_CLEAR_excerpt_from_jwst_nircam_apcorr_0005.ecsv"

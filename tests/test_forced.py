@@ -9,6 +9,7 @@ from astropy.coordinates import SkyCoord
 from astropy.io import fits
 from astropy.table import Table
 from astropy.wcs import WCS
+from conftest import shared_file
 from photutils.aperture import (
     ApertureStats,
     CircularAnnulus,
@@ -34,7 +35,6 @@ from aperflow.images import open_image
 from aperflow.photometry import clipped_std_correction
 from aperflow.psf import MoffatPSF
 from aperflow.regions import read_coordinates, read_ds9, read_targets
-from tests.conftest import shared_file
 
 EGS = (
     "real/hst_egs_cutouts/egs_13004304_acs_f606w_cutout.fits",

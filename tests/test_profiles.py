@@ -13,6 +13,7 @@ import pytest
 from astropy.io import fits
 from astropy.stats import sigma_clip, sigma_clipped_stats
 from astropy.table import Table
+from conftest import shared_file
 from photutils.aperture import CircularAnnulus, CircularAperture, aperture_photometry
 
 from aperflow import flags as F
@@ -33,7 +34,6 @@ from aperflow.profiles import (
     target_guess,
 )
 from aperflow.psf import MoffatPSF
-from tests.conftest import shared_file
 
 GAIN, EXPTIME, SKY = 2.0, 20.0, 0.8
 
