@@ -128,16 +128,8 @@ class TargetList:
         """Append ``other``'s targets (renaming duplicate ids) and problems."""
         self.sources.extend(other.sources)
         self.problems.extend(other.problems)
-        seen = set(self.ids)
-        for target in other.targets:
-            if target.id in seen:
-                new = _unique(target.id, seen)
-                self.problems.append(
-                    f"{target.origin}: id {target.id!r} is used before; renamed {new!r}"
-                )
-                target.id = new
-            seen.add(target.id)
-            self.targets.append(target)
+        self.targets.extend(other.targets)
+        _dedupe(self)
 
 
 def _unique(name: str, seen: set[str]) -> str:
