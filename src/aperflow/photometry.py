@@ -8,7 +8,7 @@ With an ERR array (which already holds source Poisson, sky and read noise)::
 
 where ``w_i`` is the aperture's overlap fraction of pixel ``i`` over unmasked pixels,
 ``A = sum_i w_i`` the unmasked area, ``sigma_sky`` the sky scatter per pixel and
-``n_sky`` the number of unmasked sky pixels used. Without ERR, the DAOPHOT/IRAF form::
+``n_sky`` the effective number of sky pixels (below). Without ERR, the DAOPHOT/IRAF form::
 
     sigma_F^2 = F / g  +  A sigma_sky^2  +  A^2 sigma_sky^2 / n_sky
 
@@ -96,9 +96,13 @@ def flux_error(area, sky_std, n_sky, var_sum=None, flux=None, gain=None):
     area : array_like
         Unmasked aperture area in pixels (sum of overlap fractions).
     sky_std : array_like
-        Sky scatter per pixel (same unit as the pixels).
+        Sky scatter per pixel (same unit as the pixels); callers pass the clipped std
+        de-biased with :func:`clipped_std_correction`.
     n_sky : array_like
-        Number of unmasked sky pixels the sky level was estimated from.
+        *Effective* number of sky pixels behind the sky level: the unmasked pixels used,
+        divided by the statistic's variance factor :data:`SKY_VARIANCE_FACTOR` (1 for a
+        mean, pi/2 for a median). Every caller does this division; with the raw count a
+        median sky's error would be 25 % too small.
     var_sum : array_like, optional
         ``sum (w_i ERR_i)^2`` over the aperture; when given, the ERR form is used.
     flux : array_like, optional
