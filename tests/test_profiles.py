@@ -340,9 +340,10 @@ def test_wfc3ir_wasp12_curve_of_growth_follows_published_ee():
     light between ~0.8" and 1.3" and the core is undersampled (0.128"/px), so the
     measured inner curve lies 6-25 % below the table's.
 
-    The sky annulus is 17.6-22.6 px (sky_gap 2): the ``ima`` keeps the detector's 5-pixel
-    reference-pixel border (LTV1 = -374), and the star is 28 px from the left edge, so
-    the default annulus (20.6-25.6 px) would reach the dark reference columns x < 5.
+    The sky annulus is 17.6-22.6 px (sky_gap 2). The star is 28 px from the left edge:
+    the image model masks the ``ima``'s 5-pixel reference border, but the default annulus
+    (20.6-25.6 px) still runs along columns 5-8, whose alternating offsets give a sky of
+    -1.18 e/s there against +1.06 e/s at 17.6-22.6 px (the frame's median is -0.12).
     """
     path = shared_file("real/hst_wfc3ir_wasp12/iccz11q4q_ima.fits")
     table_path = shared_file("reference/hst_ee/ir_aper_corrections.csv")

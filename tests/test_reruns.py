@@ -98,7 +98,9 @@ def test_a_standard_option_reruns_only_the_standard_stage(demo_run):
     config = _config()
     config["datasets"]["demo_standard"].setdefault("standard", {})["sky_gap"] = 3.0
     jobs = _dry_run_jobs(demo_run, config)
-    assert jobs, "changing an option of the standard data set reran nothing"
+    # sky_gap moves the EE sky annulus: the per-image EE profiles and what follows them.
+    assert {"ee_profile", "ee_mean", "apcorr", "total_flux"} <= set(jobs), jobs
+    assert jobs["ee_profile"] == 16, jobs
     other = (
         "background",
         "detect",

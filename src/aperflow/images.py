@@ -513,6 +513,7 @@ def open_image(
         if data.dtype.kind != "f":
             data = data.astype(np.float32)
         flags = _pixel_flags(data, err, dq, meta, dq_bad, dq_saturated, dq_cosmic_ray, saturation)
+        _flag_reference_border(flags, meta)
         bad = (flags & PIXEL_BAD) != 0
         if bad.any():
             data[bad] = np.nan  # in place: data is our own copy
@@ -548,6 +549,18 @@ def _planes(hdul, sci, integration, path):
     dq = None if dq is None else _scaled(dq, pick).astype(np.uint32, copy=False)
     area = None if area is None else _scaled(area).astype(np.float32, copy=False)
     return data, err, dq, area
+
+
+#: Reference-pixel border kept in some products (flt/drz trim it): WFC3/IR ima and raw.
+_REFERENCE_BORDER = {("WFC3", "IR", "ima"): 5, ("WFC3", "IR", "raw"): 5}
+
+
+def _flag_reference_border(flags: np.ndarray, meta: ImageMeta) -> None:
+    """Mark a product's reference-pixel border bad: no sky there, only bias."""
+    width = _REFERENCE_BORDER.get((meta.instrument, meta.detector, meta.product), 0)
+    if width:
+        for edge in (np.s_[:width, :], np.s_[-width:, :], np.s_[:, :width], np.s_[:, -width:]):
+            flags[edge] |= PIXEL_BAD
 
 
 def _pixel_flags(data, err, dq, meta, dq_bad, dq_saturated, dq_cosmic_ray, saturation):
