@@ -71,9 +71,13 @@ def build_inventory(datasets: Mapping) -> Table:
             if row["error"]:
                 log.warning("left out %s: %s", image, row["error"])
             rows.append(row)
-    table = Table(rows=[[_cell(r, c) for c in COLUMNS] for r in rows], names=COLUMNS,
-                  dtype=[_dtype(c) for c in COLUMNS]) if rows else Table(names=COLUMNS,
-                  dtype=[_dtype(c) for c in COLUMNS])  # fmt: skip
+    dtypes = [_dtype(c) for c in COLUMNS]
+    cells = [[_cell(row, c) for c in COLUMNS] for row in rows]
+    table = (
+        Table(rows=cells, names=COLUMNS, dtype=dtypes)
+        if rows
+        else Table(names=COLUMNS, dtype=dtypes)
+    )
     table["exptime"].unit = "s"
     table["mjd_start"].unit = table["mjd_end"].unit = "d"
     table.meta["comment"] = "one row per input image; rows with an error are left out downstream"
