@@ -11,7 +11,11 @@ checkpoint inventory:
             category="Inventory",
         ),
     params:
-        datasets={name: ds.mode for name, ds in DATASETS.items()},
+        # The lists resolved at parse time, so the inventory names exactly the images the
+        # rules know (a file landing in the folder mid-run waits for the next run).
+        datasets=canonical(
+            {name: {"mode": ds.mode, "images": ds.images} for name, ds in DATASETS.items()}
+        ),
     log:
         "logs/inventory.log",
     benchmark:

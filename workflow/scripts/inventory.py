@@ -1,12 +1,15 @@
 """Checkpoint inventory: one row per input image, read from the headers."""
 
-from aperflow.datasets import resolve_datasets
+from aperflow.datasets import Dataset
 from aperflow.inventory import build_inventory
 from aperflow.logs import job_logger
 from aperflow.tables import write_table
 
 log = job_logger(snakemake.log, "inventory")
-datasets = resolve_datasets(snakemake.config, expected=snakemake.input.images)
+datasets = {
+    name: Dataset(name, spec["mode"], {}, {}, spec["images"])
+    for name, spec in snakemake.params.datasets.items()
+}
 table = build_inventory(datasets)
 bad = [row["image"] for row in table if row["error"]]
 log.info("%d images, %d left out%s", len(table), len(bad), f": {', '.join(bad)}" if bad else "")
