@@ -14,9 +14,13 @@ from collections.abc import Sequence
 __all__ = ["job_logger"]
 
 
-def job_logger(logfiles: str | Sequence[str] | None, name: str = "aperflow") -> logging.Logger:
+def job_logger(
+    logfiles: str | Sequence[str] | None,
+    name: str = "aperflow",
+    keep_memory: bool = True,
+) -> logging.Logger:
     """Send the ``aperflow`` loggers, Python warnings and uncaught exceptions to the job's
-    log file.
+    log file, and set up the job process's memory.
 
     Parameters
     ----------
@@ -24,7 +28,16 @@ def job_logger(logfiles: str | Sequence[str] | None, name: str = "aperflow") -> 
         Snakemake's ``log`` (the first entry is used); None logs to stderr.
     name : str
         Name of the returned logger (a child of ``aperflow``).
+    keep_memory : bool
+        Call :func:`aperflow.memory.keep_freed_memory`: a job process reuses the memory
+        of its freed temporaries instead of paying page faults for new ones (much of
+        the time of a 4k image on a virtual machine); it keeps its peak memory until it
+        exits, which suits a job.
     """
+    if keep_memory:
+        from aperflow.memory import keep_freed_memory
+
+        keep_freed_memory()
     if logfiles is not None and not isinstance(logfiles, str):
         logfiles = logfiles[0] if len(logfiles) else None
     handler = logging.FileHandler(logfiles, mode="w") if logfiles else logging.StreamHandler()
