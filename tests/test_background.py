@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from astropy.stats import SigmaClip
@@ -162,3 +164,81 @@ def test_separable_zoom_equals_the_background2d_maps():
         np.testing.assert_allclose(ours, ref.background, rtol=0, atol=1e-12)
     flat = SeparableZoomInterpolator()(np.ones((4, 4)), shape=(40, 40), box_size=10, dtype=float)
     assert np.all(flat == 1.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(
+    ("estimator", "rms_estimator"),
+    [("median", "mad_std"), ("mean", "std"), ("sextractor", "std"), ("biweight", "biweight")],
+)
+def test_2d_maps_equal_background2d_with_partial_boxes_masks_and_nan(
+    dtype, estimator, rms_estimator
+):
+    """The fast box statistics and mesh filter change nothing: the maps are photutils'
+    Background2D's (with its own ndimage zoom) on an image that is not a whole number of
+    boxes, with masked blocks, NaN pixels and stars."""
+    from photutils import background as pb
+
+    rng = np.random.default_rng(11)
+    data, _ = _sky(shape=(230, 301), gradient=8.0, noise=2.0, seed=5)
+    yy, xx = np.mgrid[0:230, 0:301]
+    for cy, cx in rng.uniform(0, 1, (40, 2)) * (230, 301):
+        data += 800.0 * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / 3.0)
+    data[rng.random(data.shape) < 0.02] = np.nan
+    mask = np.zeros(data.shape, bool)
+    mask[100:150, 40:90] = True
+    data = data.astype(dtype)
+    options = {"box_size": (40, 48), "filter_size": (3, 5), "sigma": 2.8, "maxiters": 7}
+    ours = estimate_background(
+        data, mask, "2d", estimator=estimator, rms_estimator=rms_estimator, **options
+    )
+    bkg = {
+        "median": pb.MedianBackground,
+        "mean": pb.MeanBackground,
+        "sextractor": pb.SExtractorBackground,
+        "biweight": pb.BiweightLocationBackground,
+    }
+    rms = {
+        "mad_std": pb.MADStdBackgroundRMS,
+        "std": pb.StdBackgroundRMS,
+        "biweight": pb.BiweightScaleBackgroundRMS,
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = pb.Background2D(
+            data,
+            (40, 48),
+            mask=mask | ~np.isfinite(data),
+            filter_size=(3, 5),
+            sigma_clip=SigmaClip(sigma=2.8, maxiters=7),
+            bkg_estimator=bkg[estimator](),
+            bkg_rms_estimator=rms[rms_estimator](),
+        )
+        # float32: photutils sums float32 boxes in float32, aperflow in float64
+        rtol = 1e-10 if dtype == np.float64 else 2e-6
+        np.testing.assert_allclose(ours.background, ref.background, rtol=rtol)
+        np.testing.assert_allclose(ours.rms, ref.background_rms, rtol=rtol)
+    assert ours.background.dtype == dtype
+    assert ours.median == pytest.approx(float(ref.background_median), rel=rtol)
+    assert ours.std == pytest.approx(float(ref.background_rms_median), rel=rtol)
+
+
+def test_filter_mesh_is_background2d_filter_bit_for_bit():
+    from scipy.ndimage import generic_filter
+
+    from aperflow.background import filter_mesh
+
+    rng = np.random.default_rng(2)
+    for dtype in (np.float64, np.float32):
+        mesh = rng.normal(100.0, 5.0, (20, 27)).astype(dtype)
+        mesh[rng.random(mesh.shape) < 0.1] = np.nan  # even counts at NaN and at the border
+        for size in ((3, 3), (5, 3), (1, 5)):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows
+                want = generic_filter(mesh, np.nanmedian, size=size, mode="constant", cval=np.nan)
+            got = filter_mesh(mesh, size)
+            assert got.dtype == dtype
+            np.testing.assert_array_equal(got, want)
+    assert filter_mesh(mesh, 1) is mesh
+    with pytest.raises(ValueError, match="odd"):
+        filter_mesh(mesh, (2, 3))

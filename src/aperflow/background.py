@@ -22,16 +22,20 @@ from __future__ import annotations
 
 import functools
 import logging
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 from astropy.stats import SigmaClip, mad_std, sigma_clipped_stats
+
+from aperflow.boxstats import background2d_estimators
 
 __all__ = [
     "Background",
     "SeparableZoomInterpolator",
     "background_of_image",
     "estimate_background",
+    "filter_mesh",
     "read_background",
     "source_mask",
     "write_background",
@@ -184,6 +188,8 @@ def _two_d(data, bad, cfg: _Settings):
     bkg_est, rms_est = _estimators(cfg.estimator, cfg.rms_estimator, clip)
     cov = None if cfg.coverage_mask is None else np.asarray(cfg.coverage_mask, dtype=bool)
     mask = bad if cov is None else bad & ~cov  # coverage pixels are masked separately
+    # Background2D as it is, with its box statistics computed by sorting each box once
+    # (aperflow.boxstats: the same clip and estimators, ~5x faster)
     result = Background2D(
         data,
         box,
@@ -191,26 +197,64 @@ def _two_d(data, bad, cfg: _Settings):
         coverage_mask=cov,
         fill_value=cfg.fill_value,
         exclude_percentile=cfg.exclude_percentile,
-        filter_size=tuple(np.broadcast_to(np.atleast_1d(cfg.filter_size), 2).astype(int)),
-        sigma_clip=clip,
-        bkg_estimator=bkg_est,
-        bkg_rms_estimator=rms_est,
+        filter_size=(1, 1),  # filtered below, the same filter vectorised
+        **background2d_estimators(clip, bkg_est, rms_est),
     )
-    # The meshes come from Background2D; the full-size maps from the same cubic spline
-    # zoom photutils applies, as two matrix products (SeparableZoomInterpolator).
+    # The meshes come from Background2D (its statistics with the NaN of excluded boxes
+    # filled by its IDW interpolation), median-filtered as it would (filter_mesh); the
+    # full-size maps from the same cubic spline zoom photutils applies, as two matrix
+    # products (SeparableZoomInterpolator). The medians are those of the filtered
+    # meshes, as Background2D's background_median and background_rms_median.
     zoom = SeparableZoomInterpolator()
-    maps = []
+    maps, medians = [], []
     for mesh in (result.background_mesh, result.background_rms_mesh):
+        mesh = filter_mesh(mesh, cfg.filter_size)
+        medians.append(float(np.median(mesh)))
         full = zoom(mesh, shape=data.shape, box_size=box, dtype=float)
         if cov is not None:
             full[cov] = cfg.fill_value
         maps.append(np.asarray(full, dtype=data.dtype))
-    return (
-        maps[0],
-        maps[1],
-        float(result.background_median),
-        float(result.background_rms_median),
-    )
+    return maps[0], maps[1], medians[0], medians[1]
+
+
+def filter_mesh(mesh: np.ndarray, filter_size: int | tuple[int, int]) -> np.ndarray:
+    """Background2D's median filter of a low-resolution mesh, vectorised.
+
+    photutils filters with ``scipy.ndimage.generic_filter(mesh, nanmedian,
+    size=filter_size, mode="constant", cval=nan)``: one Python call per mesh box
+    (0.1 s per 64x64 mesh). The same ``nanmedian`` over all the windows at once gives the
+    same values bit for bit (the windows in float64, as ``generic_filter`` passes them).
+
+    Parameters
+    ----------
+    mesh : ndarray
+        The 2-D mesh.
+    filter_size : int or (int, int)
+        Odd window size in boxes (y, x).
+
+    Returns
+    -------
+    ndarray
+        The filtered mesh, of the dtype of ``mesh``.
+
+    Raises
+    ------
+    ValueError
+        When a size is not a positive odd integer.
+    """
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    size = tuple(int(v) for v in np.broadcast_to(np.atleast_1d(filter_size), 2))
+    if any(v <= 0 or v % 2 == 0 for v in size):
+        raise ValueError(f"filter_size must be positive odd integers, got {filter_size}")
+    if size == (1, 1):
+        return mesh
+    half = [(v // 2, v // 2) for v in size]
+    padded = np.pad(np.asarray(mesh, dtype=np.float64), half, constant_values=np.nan)
+    windows = sliding_window_view(padded, size).reshape(*mesh.shape, -1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN window gives NaN
+        return np.nanmedian(windows, axis=-1).astype(mesh.dtype, copy=False)
 
 
 def source_mask(
