@@ -22,6 +22,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aperflow.validation import check_dataset_options
+
 __all__ = [
     "MODES",
     "ConfigError",
@@ -162,8 +164,10 @@ def resolve_datasets(
     Raises
     ------
     ConfigError
-        When a data set's pattern matches no file, a mode is unknown, or two files of one
-        data set share an image id.
+        When a data set's pattern matches no file, a mode is unknown, two files of one
+        data set share an image id, or its options fail
+        :func:`aperflow.validation.check_dataset_options` (e.g. a sky annulus inside the
+        apertures).
     """
     datasets = config.get("datasets") or {}
     if not datasets:
@@ -190,5 +194,9 @@ def resolve_datasets(
                     f"{key!r}; outputs are named after it, so rename one or split the data set"
                 )
             images[key] = path
-        out[name] = Dataset(name, mode, mode_options(config, name), dict(spec), images)
+        options = mode_options(config, name)
+        problems = check_dataset_options(name, mode, options, spec)
+        if problems:
+            raise ConfigError(f"datasets.{name}: " + "; ".join(problems))
+        out[name] = Dataset(name, mode, options, dict(spec), images)
     return out

@@ -862,6 +862,22 @@ def resolve_annulus(
     return chosen, how
 
 
+def _check_annulus_outside(annulus, note, radii_px, origins, path) -> None:
+    """Refuse a sky annulus that starts inside the largest aperture: its sky would hold the
+    star's own light. Radii and annulus given in the same unit are already refused when
+    the config is read (:mod:`aperflow.validation`); this catches mixed units (arcsec,
+    FWHM, the apcorr table's ``skyin``), known only per image."""
+    k = int(np.argmax(radii_px))
+    if annulus[0] > radii_px[k]:
+        return
+    raise ValueError(
+        f"{path}: sky annulus {annulus[0]:.3g}-{annulus[1]:.3g} px ({note}) starts inside "
+        f"the largest aperture radius {radii_px[k]:.3g} px ({origins[k]}): the sky would "
+        "include the star's own light; set field.photometry.annulus (or annulus_fwhm) "
+        "beyond the largest radius, or use smaller radii"
+    )
+
+
 def _unit(name: str):
     from astropy import units as u
 
@@ -952,6 +968,7 @@ def measure_image(
         radii, radii_arcsec, radii_fwhm, fwhm=fwhm, pixel_scale=scale, path=path
     )
     ann, ann_note = resolve_annulus(annulus, annulus_fwhm, fwhm=fwhm, apcorr=apcorr, path=path)
+    _check_annulus_outside(ann, ann_note, radii_px, origins, path)
     data, error, pixel_flags = image_pixels(image, mask_zeros)
     n = 0 if sources is None else len(sources)
     x = _source_column(sources, "x", n)
