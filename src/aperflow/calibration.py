@@ -13,6 +13,7 @@ Conventions
 
 from __future__ import annotations
 
+import logging
 import warnings
 from dataclasses import dataclass
 
@@ -21,7 +22,9 @@ import numpy as np
 __all__ = [
     "AB_ZEROPOINT_JY",
     "FluxCalibration",
+    "KNOWN_PIXEL_UNITS",
     "ab_zeropoint_photflam",
+    "bunit_problem",
     "dns_to_mjysr",
     "flux_calibration",
     "jy_per_pixel",
@@ -32,6 +35,8 @@ __all__ = [
     "poisson_gain",
     "upper_limit_magnitude",
 ]
+
+log = logging.getLogger("aperflow.calibration")
 
 #: AB zero point for flux densities in Jy: m = -2.5 log10(f/Jy) + 8.90.
 AB_ZEROPOINT_JY = 8.90
@@ -80,6 +85,33 @@ def photflam_to_jy(rate, photflam: float, photplam: float):
     return f_lambda * photplam**2 / _C_ANGSTROM_PER_S * 1.0e23
 
 
+#: Pixel units aperflow understands beyond what astropy parses (lower case; HST, JWST,
+#: ground conventions). :func:`poisson_gain` knows how to turn each into counts.
+KNOWN_PIXEL_UNITS = frozenset(
+    {"mjy/sr", "mjy / sr", "ujy/arcsec2", "ujy/arcsec^2", "dn", "dn/s", "adu", "adu/s"}
+    | {"counts", "count", "counts/s", "count/s", "e", "e-", "e/s", "e-/s"}
+    | {"electron", "electrons", "electron/s", "electrons/s"}
+)
+
+
+def bunit_problem(bunit: str | None) -> str | None:
+    """Why a pixel unit cannot be trusted: ``"BUNIT is missing"``, ``"BUNIT 'FOO' is not a
+    known unit"``; None when it is one of :data:`KNOWN_PIXEL_UNITS` or astropy parses it."""
+    from astropy import units as u
+
+    text = (bunit or "").strip()
+    if not text:
+        return "BUNIT is missing"
+    if text.lower() in KNOWN_PIXEL_UNITS:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", u.UnitsWarning)
+        unit = u.Unit(text, parse_strict="silent")
+    if isinstance(unit, u.UnrecognizedUnit):
+        return f"BUNIT {text!r} is not a known unit"
+    return None
+
+
 def _positive(meta, key: str) -> float | None:
     value = getattr(meta, key)
     if value is None:
@@ -116,7 +148,29 @@ def flux_calibration(
         PIXAR_SR -> Jy and AB; PHOTFLAM/PHOTPLAM -> AB
         on the count rate; a zero point from config or header (system 'AB' assumed);
         else instrumental magnitudes (zero point 0) on the native unit.
+        A missing or unknown BUNIT (:func:`bunit_problem`) is logged as a warning and said
+        in ``note``: fluxes stay sums of pixel values in ``unit`` ``"unknown"`` (missing)
+        or the header's string, magnitudes instrumental unless a zero point calibrates
+        them.
     """
+    cal = _choose_calibration(meta, is_surface_brightness, zeropoint, path)
+    problem = bunit_problem(meta.bunit)
+    if problem is None:
+        return cal
+    label = f"{path}: " if path else ""
+    if cal.system == "instrumental":
+        note = (
+            f"{label}{problem}: the pixel unit is unknown, so fluxes are uncalibrated sums "
+            "of pixel values and magnitudes instrumental (zero point 0)"
+        )
+    else:
+        note = f"{cal.note}; {problem}: assumed to be the unit this calibration expects"
+    log.warning("%s", note if note.startswith(label) else f"{label}{note}")
+    unit = cal.unit if meta.bunit else "unknown"
+    return FluxCalibration(cal.factor, unit, cal.zeropoint, cal.system, note)
+
+
+def _choose_calibration(meta, is_surface_brightness, zeropoint, path) -> FluxCalibration:
     unit = meta.bunit or "adu"
     label = f"{path}: " if path else ""
     pixar = _positive(meta, "pixar_sr")

@@ -133,6 +133,43 @@ def _reference_table(tables) -> Table | None:
     return None
 
 
+def _same_calibration(tables, names):
+    """Keep the tables whose fluxes share one unit and magnitude system.
+
+    A dither with another calibration (e.g. its BUNIT is missing, so its fluxes are
+    uncalibrated pixel sums while the others are in Jy) cannot be averaged with the
+    others: it is left out with a warning naming it. The kept calibration is the one of
+    most images, calibrated before instrumental, then the first.
+    """
+    keys = [
+        (str(t.meta.get("flux_unit")), str(t.meta.get("magnitude_system")))
+        if t is _reference_table([t])
+        else None
+        for t in tables
+    ]
+    found = [k for k in keys if k is not None]
+    if len(set(found)) <= 1:
+        return tables, names, []
+    best = max(
+        dict.fromkeys(found),
+        key=lambda k: (found.count(k), k[1] != "instrumental", -found.index(k)),
+    )
+    kept, kept_names, left_out = [], [], []
+    for table, name, key in zip(tables, names, keys, strict=True):
+        if key is None or key == best:
+            kept.append(table)
+            kept_names.append(name)
+            continue
+        why = (
+            f"{name}: fluxes in {key[0]!r} ({key[1]} magnitudes) while the group's are in "
+            f"{best[0]!r} ({best[1]}): left out of the catalog"
+        )
+        note = table.meta.get("calibration")
+        log.warning("%s%s", why, f" [{note}]" if note else "")
+        left_out.append(why)
+    return kept, kept_names, left_out
+
+
 def _radius_labels(tables) -> list[str]:
     ref = _reference_table(tables)
     if ref is None:
@@ -167,7 +204,10 @@ def merge_catalogs(
     Parameters
     ----------
     tables : list of astropy.table.Table
-        Per-image tables of :func:`aperflow.photometry.measure_image` (same radii).
+        Per-image tables of :func:`aperflow.photometry.measure_image` (same radii). A
+        table whose flux unit or magnitude system differs from the group's (a dither
+        without BUNIT among calibrated ones) is left out with a warning and named in
+        ``meta['left_out']``.
     names : list of str, optional
         Image ids, for the metadata.
     match_radius_arcsec, match_radius_px : float
@@ -190,6 +230,7 @@ def merge_catalogs(
     from aperflow.tables import provenance
 
     names = list(names) if names is not None else [str(i) for i in range(len(tables))]
+    tables, names, left_out = _same_calibration(list(tables), names)
     labels = _radius_labels(tables)
     exclude = _flag_mask(exclude_flags)
     sizes = [len(t) for t in tables]
@@ -279,7 +320,11 @@ def merge_catalogs(
             radii_px=ref.meta.get("radii_px") if ref is not None else None,
             zeropoint=zp,
             magnitude_system=ref.meta.get("magnitude_system") if ref is not None else None,
-            flux_unit=str(flux_unit) if flux_unit is not None else None,
+            calibration=ref.meta.get("calibration") if ref is not None else None,
+            flux_unit=str(flux_unit)
+            if flux_unit is not None
+            else (ref.meta.get("flux_unit") if ref is not None else None),
+            left_out=left_out,
             mean="inverse-variance weighted mean flux (aperflow.aggregate.weighted_mean); "
             "mag = magnitude of the mean flux",
             n_detections=int(sum(sizes)),
