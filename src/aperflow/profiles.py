@@ -47,6 +47,7 @@ mean, sigma and count.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -178,7 +179,10 @@ class Centroid:
 
 
 def _centroid_once(data, mask, x, y, box, func, iterations=3):
+    ny, nx = data.shape
     for _ in range(iterations):
+        if not (0 <= x <= nx - 1 and 0 <= y <= ny - 1):
+            return np.nan, np.nan  # at or beyond the edge: photutils refuses; CENTROID flag
         cx, cy = centroid_sources(data, x, y, box_size=box, mask=mask, centroid_func=func)
         if not (np.isfinite(cx[0]) and np.isfinite(cy[0])):
             return np.nan, np.nan
@@ -785,12 +789,23 @@ def monotonic_flags(values: np.ndarray, decreasing: bool = False) -> np.ndarray:
     return out
 
 
+#: Flags that leave a dither's value at a radius out of the mean profile: the star was not
+#: found where expected (CENTROID, OFF_IMAGE), the value has no sky subtracted (NO_SKY),
+#: and for the curve of growth an aperture cut by the image edge (EDGE: its sum is too
+#: low; a surface brightness is a mean per pixel and stays fair on a partial annulus).
+MEAN_EXCLUDE_FLAGS = {
+    "ee": F.EDGE | F.OFF_IMAGE | F.CENTROID | F.NO_SKY,
+    "sb": F.OFF_IMAGE | F.CENTROID | F.NO_SKY,
+}
+
+
 def mean_profile(
     tables: list[Table],
     value: str = "flux",
     error: str = "flux_err",
     decreasing: bool = False,
     names: list[str] | None = None,
+    exclude_flags: int | None = None,
 ) -> Table:
     """Mean profile over dithers with per-dither monotonicity flags (meanflux1/meanSB1).
 
@@ -798,7 +813,10 @@ def mean_profile(
     :func:`monotonic_flags`) are left out of the inverse-variance mean
     (:func:`aperflow.aggregate.weighted_mean`); where all are flagged, the plain mean of
     all dithers is used with error ``sqrt(sum sigma_i^2) / N`` and ``n_good = 0``, and the
-    row has the ``NONMONOTONIC`` flag.
+    row has the ``NONMONOTONIC`` flag. Values with any of ``exclude_flags`` (default
+    :data:`MEAN_EXCLUDE_FLAGS` of the profile kind: a star at the image edge, a failed
+    centroid, no sky) are left out of both means; where no dither is left the mean is NaN
+    and the row carries the OR of all dithers' flags.
 
     Returns
     -------
@@ -818,12 +836,21 @@ def mean_profile(
     errs = np.stack([np.asarray(t[error], dtype=float) for t in tables])
     in_flags = np.stack([np.asarray(t["flags"], dtype=np.int64) for t in tables])
     flagged = monotonic_flags(vals, decreasing)
-    wm = weighted_mean(vals, errs, axis=0, mask=flagged)
+    if exclude_flags is None:
+        exclude_flags = MEAN_EXCLUDE_FLAGS["sb" if decreasing else "ee"]
+    unusable = (in_flags & int(exclude_flags)) != 0
+    wm = weighted_mean(vals, errs, axis=0, mask=flagged | unusable)
     plain = wm.n == 0
     n = len(tables)
-    with np.errstate(invalid="ignore"):
-        mean = np.where(plain, np.nanmean(vals, axis=0) if n else np.nan, wm.mean)
-        mean_err = np.where(plain, np.sqrt(np.nansum(errs**2, axis=0)) / n, wm.error)
+    n_usable = (~unusable).sum(axis=0)
+    usable_vals = np.where(unusable, np.nan, vals)
+    usable_errs = np.where(unusable, np.nan, errs)
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN radii: NaN, said by n_good
+        plain_mean = np.nanmean(usable_vals, axis=0) if n else np.full(radius.size, np.nan)
+        plain_err = np.sqrt(np.nansum(usable_errs**2, axis=0)) / n_usable
+        mean = np.where(plain, plain_mean, wm.mean)
+        mean_err = np.where(plain, np.where(n_usable > 0, plain_err, np.nan), wm.error)
     out = Table({"radius": radius})
     out["radius"].unit = "pix"
     if "radius_arcsec" in tables[0].colnames:
@@ -834,8 +861,8 @@ def mean_profile(
         out[f"{value}_{k}"] = vals[k]
         out[f"{error}_{k}"] = errs[k]
         out[f"flags_{k}"] = in_flags[k] | np.where(flagged[k], F.NONMONOTONIC, 0)
-        used = ~flagged[k] | plain
-        row_flags |= np.where(used, in_flags[k], 0)
+        used = (~flagged[k] | plain) & ~unusable[k]
+        row_flags |= np.where(used | (n_usable == 0), in_flags[k], 0)
     out["mean"] = mean
     out["mean_err"] = mean_err
     out["n_good"] = wm.n
@@ -857,6 +884,7 @@ def mean_profile(
         + ("decrease" if decreasing else "increase")
         + " from the previous radius; flagged dithers are left out of the weighted mean"
     )
+    out.meta["exclude_flags"] = F.decode(int(exclude_flags))
     return out
 
 
@@ -900,6 +928,17 @@ def mean_profile_of_files(paths: list[str], kind: str = "ee", log=None) -> Table
         raise ProfileError(f"no measurable image among {len(paths)}: " + "; ".join(left_out))
     out = mean_profile(tables, value, error, decreasing=(kind == "sb"), names=names)
     out.meta["left_out"] = left_out
+    exclude = MEAN_EXCLUDE_FLAGS[kind]
+    radius = np.asarray(out["radius"])
+    for k, name in enumerate(names):
+        flags = np.asarray(out[f"flags_{k}"], dtype=np.int64)
+        bad = (flags & exclude) != 0
+        if bad.any() and log is not None:
+            why = F.decode(int(np.bitwise_or.reduce(flags[bad] & exclude)))
+            log.warning(
+                "%s: left out of the mean at radii %s px (%s)",
+                name, radius[bad].tolist(), ", ".join(why),
+            )  # fmt: skip
     if log is not None:
         fallback = np.asarray(out["radius"])[np.asarray(out["plain_mean"])]
         log.info(
