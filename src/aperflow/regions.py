@@ -403,13 +403,15 @@ def read_coordinates(path: str | Path, default_radius_arcsec: float = 0.5) -> Ta
         table = Table.read(path, format=fmt)
     except Exception as exc:
         raise RegionFileError(f"{path}: cannot read the coordinate list ({exc})") from None
-    ra_col, dec_col = (
-        _column(table, "ra", "ra_deg", "raj2000"),
-        _column(table, "dec", "dec_deg", "dej2000"),
-    )
-    if ra_col is None or dec_col is None:
+    names = {"ra": ("ra", "ra_deg", "raj2000"), "dec": ("dec", "dec_deg", "dej2000")}
+    ra_col, dec_col = _column(table, *names["ra"]), _column(table, *names["dec"])
+    missing = [key for key, col in (("ra", ra_col), ("dec", dec_col)) if col is None]
+    if missing:
+        accepted = "; ".join(f"{key}: {', '.join(names[key])}" for key in missing)
         raise RegionFileError(
-            f"{path}: a coordinate list needs columns id, ra, dec; found {table.colnames}"
+            f"{path}: coordinate list without column(s) {', '.join(missing)} "
+            f"(accepted names, any case: {accepted}); found columns {table.colnames}; "
+            "needed: ra, dec [deg or sexagesimal], optional id, radius or a, b, theta"
         )
     out = TargetList(sources=[str(path)])
     n = len(table)
