@@ -254,3 +254,80 @@ def test_min_separation_drops_the_fainter_of_close_detections():
     d = np.hypot(*(np.subtract.outer(some[c], some[c]) for c in ("x", "y")))
     assert d[np.triu_indices(len(some), 1)].min() >= 30.0
     assert some["flux"][0] == all_["flux"][0]  # the brightest is always kept
+
+
+def _crowded(shape=(1024, 600), n=1500, seed=3, fwhm=2.5):
+    """Gaussian stars on a flat sky (background subtracted), noise 1; a star next to each
+    7-strip edge, so strips meet at sources."""
+    rng = np.random.default_rng(seed)
+    ny, nx = shape
+    edges = np.linspace(0, ny, 8)[1:-1]
+    y = np.concatenate([rng.uniform(3, ny - 3, n), edges + rng.uniform(-0.6, 0.6, edges.size)])
+    x = rng.uniform(3, nx - 3, y.size)
+    flux = 10 ** rng.uniform(1.5, 4.0, y.size)
+    yy, xx = np.mgrid[0:ny, 0:nx]
+    image = rng.normal(0.0, 1.0, shape)
+    sigma = fwhm / 2.3548
+    for xi, yi, fi in zip(x, y, flux, strict=True):
+        iy, ix = int(yi), int(xi)
+        sl = (slice(max(iy - 7, 0), iy + 8), slice(max(ix - 7, 0), ix + 8))
+        r2 = (xx[sl] - xi) ** 2 + (yy[sl] - yi) ** 2
+        image[sl] += fi * np.exp(-0.5 * r2 / sigma**2) / (2 * np.pi * sigma**2)
+    return image
+
+
+#: find_sources' defaults, as photutils keywords
+_DAO_OPTIONS = {
+    "sharpness_range": (0.2, 1.0),
+    "roundness_range": (-1.0, 1.0),
+    "exclude_border": True,
+    "min_separation": 0.0,
+}
+
+
+@pytest.mark.parametrize("method", ["dao", "iraf"])
+def test_strips_on_threads_give_the_single_call_table(method):
+    image = _crowded()
+    rms = np.full(image.shape, 1.0)
+    rms[:, :40] = 1.5  # a threshold map, not a constant
+    mask = np.zeros(image.shape, bool)
+    mask[140:150, 100:300] = True  # across the first strip edge (146)
+    mask[500, :] = True
+    for m in (None, mask):
+        one = find_sources(image, rms, fwhm=2.5, method=method, mask=m)
+        assert len(one) > 1000
+        for workers in (2, 3, 7):
+            many = find_sources(image, rms, fwhm=2.5, method=method, mask=m, workers=workers)
+            assert len(many) == len(one), (workers, len(many), len(one))
+            for name in one.colnames:
+                got, want = np.asarray(many[name], float), np.asarray(one[name], float)
+                message = f"{name} workers={workers}"
+                np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-10, err_msg=message)
+
+
+def test_single_call_equals_photutils_daostarfinder_itself():
+    from photutils.detection import DAOStarFinder
+
+    image = _crowded(seed=5)
+    mask = np.zeros(image.shape, bool)
+    mask[300:320, :] = True
+    ours = find_sources(image, 1.0, fwhm=2.5, mask=mask, workers=2)
+    finder = DAOStarFinder(5.0, 2.5, **_DAO_OPTIONS)
+    ref = finder.find_stars(np.where(mask, 0.0, image), mask=mask)
+    ref = ref[np.lexsort((ref["x_centroid"], ref["y_centroid"], -ref["flux"]))]
+    assert len(ours) == len(ref)
+    names = {"x": "x_centroid", "y": "y_centroid"}
+    for col in ("x", "y", "flux", "peak", "sharpness", "roundness1", "roundness2"):
+        want = ref[names.get(col, col)]
+        np.testing.assert_allclose(ours[col], want, rtol=1e-12, atol=1e-10, err_msg=col)
+
+
+def test_n_brightest_keeps_the_brightest_as_photutils():
+    from photutils.detection import DAOStarFinder
+
+    image = _crowded(seed=6)
+    ours = find_sources(image, 1.0, fwhm=2.5, n_brightest=50, workers=2)
+    finder = DAOStarFinder(5.0, 2.5, n_brightest=50, **_DAO_OPTIONS)
+    ref = finder.find_stars(image)
+    assert len(ours) == 50
+    np.testing.assert_allclose(np.sort(ours["flux"]), np.sort(ref["flux"]), rtol=1e-12)

@@ -28,6 +28,7 @@ __all__ = [
     "detect_image",
     "estimate_fwhm",
     "find_sources",
+    "find_stars_in_strips",
     "suppress_close",
     "fwhm_table",
     "lookup_fwhm",
@@ -217,8 +218,7 @@ def _empty_sources() -> Table:
 
 
 def _starfinder(method, threshold, fwhm, sharpness, roundness, **kwargs):
-    """A photutils star finder; ``kwargs``: exclude_border, peak_max, n_brightest,
-    min_separation."""
+    """A photutils star finder; ``kwargs``: exclude_border, peak_max, min_separation."""
     from photutils.detection import DAOStarFinder, IRAFStarFinder
 
     finder = DAOStarFinder if method == "dao" else IRAFStarFinder
@@ -312,6 +312,116 @@ def _segmentation(data, threshold, mask, fwhm, npixels, deblend, exclude_border)
     return out
 
 
+def _detection_arrays(data, rms, mask, threshold):
+    """The finders' inputs: the image in float64 with bad pixels set to 0, the threshold
+    ``threshold * rms`` (float64; inf where the RMS is not finite) and the bad pixels
+    (masked, non-finite data or RMS)."""
+    given = data
+    data = np.asarray(data, dtype=float)
+    bad = ~np.isfinite(data)
+    if mask is not None:
+        bad |= np.asarray(mask, dtype=bool)
+    rms = np.asarray(rms)
+    rms_bad = ~np.isfinite(rms)
+    level = np.multiply(threshold, rms, dtype=np.float64)  # float64 whatever the RMS dtype
+    if rms_bad.any():
+        level = np.where(rms_bad, np.inf, level)
+        bad |= np.broadcast_to(rms_bad, data.shape)
+    level = np.broadcast_to(level, data.shape)
+    if bad.any():
+        # zero the bad pixels in a copy (np.asarray may have returned the caller's array)
+        clean = data.copy() if data is given or np.shares_memory(data, given) else data
+        clean[bad] = 0.0
+    else:
+        clean = data
+    return clean, level, bad
+
+
+def find_stars_in_strips(make_finder, data, threshold, mask, workers: int = 1) -> Table:
+    """Run a photutils star finder over horizontal strips of the image on threads.
+
+    Each strip covers the rows it owns plus a halo of ``3 * half-kernel + 4`` rows on
+    either side, so that every value the finder computes for an owned source (the
+    convolved image, its local maxima, the cut-outs of the catalog) is computed from
+    exactly the pixels a single call over the whole image uses. A source found by two
+    strips is kept by the one owning its ``y``, the boundary put in the middle of the
+    widest gap between the sources' ``y`` near the strip edge (so that the two strips'
+    ``y``, which may differ in the last bit, fall on the same side). ``scipy.ndimage``
+    filters release the GIL: the strips run in parallel. The table equals that of one
+    call on the whole image (``y`` to ~1e-12 px), rows in another order.
+
+    Parameters
+    ----------
+    make_finder : callable
+        ``make_finder(threshold_part)`` -> a photutils star finder for that threshold.
+    data : ndarray
+        Background-subtracted image (float, no NaN).
+    threshold : ndarray
+        Per-pixel threshold (same shape); strips only where it is positive everywhere.
+    mask : ndarray of bool
+        Pixels to ignore.
+    workers : int
+        Strips (threads); 1 runs the finder once on the whole image.
+
+    Returns
+    -------
+    astropy.table.Table
+        :func:`find_sources`' columns but ``id``.
+    """
+    ny = data.shape[0]
+    half = max(make_finder(threshold[:1]).kernel.data.shape) // 2
+    halo = 3 * half + 4
+    workers = max(1, min(int(workers), ny // (4 * halo)))
+    # a zero threshold switches photutils' flux check off for the whole catalog
+    if workers > 1 and not np.all(threshold > 0):
+        workers = 1
+    edges = np.linspace(0, ny, workers + 1).astype(int)
+    spans = [
+        (max(a - halo, 0), min(b + halo, ny)) for a, b in zip(edges[:-1], edges[1:], strict=True)
+    ]
+    with warnings.catch_warnings():
+        # "no sources found" is reported by the caller; set once here, as the threads
+        # must not each swap the (process-wide) warning filters
+        warnings.simplefilter("ignore")
+        if workers == 1:
+            return _find_in_strip(make_finder, data, threshold, mask, 0, ny)
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(workers) as pool:
+            parts = list(
+                pool.map(
+                    lambda span: _find_in_strip(make_finder, data, threshold, mask, *span), spans
+                )
+            )
+    cuts = [-np.inf]
+    for part, edge in zip(parts[:-1], edges[1:-1], strict=True):
+        cuts.append(_strip_boundary(np.asarray(part["y"]), float(edge)))
+    cuts.append(np.inf)
+    kept = [
+        p[(p["y"] >= lo) & (p["y"] < hi)]
+        for p, lo, hi in zip(parts, cuts[:-1], cuts[1:], strict=True)
+    ]
+    from astropy.table import vstack
+
+    return vstack(kept)
+
+
+def _find_in_strip(make_finder, data, threshold, mask, y0: int, y1: int) -> Table:
+    """The finder's sources on rows ``y0:y1``, in image coordinates."""
+    finder = make_finder(threshold[y0:y1])
+    found = _from_starfinder(finder.find_stars(data[y0:y1], mask=mask[y0:y1]))
+    found["y"] += y0
+    return found
+
+
+def _strip_boundary(y: np.ndarray, edge: float) -> float:
+    """Middle of the widest gap between the ``y`` within half a pixel of ``edge``."""
+    near = np.sort(y[np.abs(y - edge) <= 0.5])
+    points = np.concatenate([[edge - 0.5], near, [edge + 0.5]])
+    j = int(np.argmax(np.diff(points)))
+    return 0.5 * (points[j] + points[j + 1])
+
+
 def find_sources(
     data,
     rms,
@@ -329,6 +439,7 @@ def find_sources(
     npixels: int = 5,
     deblend: bool = True,
     min_kernel_fwhm: float = 1.5,
+    workers: int = 1,
 ) -> Table:
     """Detect point sources on a background-subtracted image.
 
@@ -372,48 +483,48 @@ def find_sources(
         The detection kernel is at least this wide (pixels): DAOFIND with a kernel much
         narrower than ~1.5 px turns every noise spike and hot pixel into a "star" on
         undersampled images.
+    workers : int
+        Star finders: threads, each running the finder on one horizontal strip of the
+        image (:func:`find_stars_in_strips`: the same table as one call).
 
     Returns
     -------
     astropy.table.Table
         Columns ``id, x, y, flux, peak, sharpness, roundness1, roundness2, npix`` (see the
-        module docstring), sorted by decreasing flux; empty (with the same columns) when
-        nothing is found.
+        module docstring), sorted by decreasing flux (equal fluxes by ``y``, then ``x``);
+        empty (with the same columns) when nothing is found.
     """
     if method not in DETECTION_METHODS:
         raise ValueError(f"detection method {method!r} is not one of {DETECTION_METHODS}")
     if not fwhm or fwhm <= 0:
         raise ValueError(f"detection needs a positive FWHM, got {fwhm}")
     kernel_fwhm = max(float(fwhm), float(min_kernel_fwhm or 0.0))
-    data = np.asarray(data, dtype=float)
-    bad = ~np.isfinite(data)
-    if mask is not None:
-        bad |= np.asarray(mask, dtype=bool)
-    rms = np.broadcast_to(np.asarray(rms, dtype=float), data.shape)
-    bad |= ~np.isfinite(rms)
-    clean = np.where(bad, 0.0, data)
-    level = threshold * np.where(np.isfinite(rms), rms, np.inf)
+    clean, level, bad = _detection_arrays(data, rms, mask, threshold)
     if bad.all():
         sources = _empty_sources()
     elif method == "segmentation":
         sources = _segmentation(clean, level, bad, kernel_fwhm, npixels, deblend, exclude_border)
     else:
-        finder = _starfinder(
-            method,
-            level,
-            kernel_fwhm,
-            sharpness,
-            roundness,
-            exclude_border=exclude_border,
-            peak_max=peak_max,
-            n_brightest=n_brightest,
-            min_separation=0.0,
-        )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "no sources found" is reported by the caller
-            sources = _from_starfinder(finder.find_stars(clean, mask=bad))
+
+        def finder(level_part):
+            return _starfinder(
+                method,
+                level_part,
+                kernel_fwhm,
+                sharpness,
+                roundness,
+                exclude_border=exclude_border,
+                peak_max=peak_max,
+                min_separation=0.0,
+            )
+
+        sources = find_stars_in_strips(finder, clean, level, bad, workers)
     if len(sources):
-        sources.sort("flux", reverse=True)
+        # brightest first; ties (equal fluxes) in position order, whatever the finder's
+        order = np.lexsort((sources["x"], sources["y"], -np.asarray(sources["flux"])))
+        sources = sources[order]
+        if n_brightest is not None and method != "segmentation":
+            sources = sources[: int(n_brightest)]
         if min_separation and method != "segmentation":
             sources = sources[suppress_close(sources["x"], sources["y"], min_separation)]
     sources["id"] = np.arange(1, len(sources) + 1, dtype=int)
@@ -435,6 +546,7 @@ def find_sources(
 #: ``field.detection`` keys that are :func:`find_sources` keywords.
 _FINDER_KEYS = (
     "method",
+    "workers",
     "threshold",
     "sharpness",
     "roundness",
