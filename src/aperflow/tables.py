@@ -19,6 +19,8 @@ import numpy as np
 from astropy.io import fits
 from astropy.table import Table
 
+from aperflow.ecsv import write_ecsv
+
 __all__ = [
     "atomic_path",
     "provenance",
@@ -73,7 +75,7 @@ def provenance(**values) -> dict:
 def write_table(table: Table, path: str | Path, parquet: str | Path | None = None) -> None:
     """Write ``table`` as ECSV at ``path`` (and as Parquet at ``parquet``), atomically."""
     with atomic_path(path) as tmp:
-        table.write(tmp, format="ascii.ecsv", overwrite=True)
+        write_ecsv(table, tmp)  # astropy's ECSV bytes, ~2x faster
     if parquet is not None:
         with atomic_path(parquet) as tmp:
             _parquet_safe(table).write(tmp, format="parquet", overwrite=True)
