@@ -186,6 +186,25 @@ def test_annulus_background_equals_astropy_sigma_clipped_stats():
     )  # fmt: skip
 
 
+def test_annulus_crossing_the_edge_uses_the_pixels_on_the_frame():
+    """One ring past the frame's edge takes the masked gather path for the whole batch;
+    the statistics are still those of the annulus pixels on the frame."""
+    from astropy.stats import sigma_clipped_stats
+
+    rng = np.random.default_rng(4)
+    frames = rng.normal(10.0, 2.0, (3, 40, 40))
+    xs, ys = np.array([6.3, 20.2, 33.8]), np.array([20.1, 19.6, 35.4])
+    assert xs[0] - 12.0 < -0.5 and ys[2] + 12.0 > 39.5  # two rings cross an edge
+    bkg = annulus_background(frames, xs, ys, 6.0, 12.0, "median", 3.0, 5)
+    yy, xx = np.mgrid[0:40, 0:40]
+    for k in range(3):
+        d = np.hypot(xx - xs[k], yy - ys[k])
+        vals = frames[k][(d >= 6.0) & (d < 12.0)]
+        _, median, std = sigma_clipped_stats(vals, sigma=3.0, maxiters=5)
+        assert bkg.level[k] == pytest.approx(median, rel=1e-12)
+        assert bkg.std[k] == pytest.approx(std, rel=1e-10)
+
+
 def test_annulus_off_the_frame_has_fewer_pixels_and_no_crash():
     frames = np.ones((2, 20, 20))
     bkg = annulus_background(frames, np.array([1.0, -50.0]), np.array([1.0, -50.0]), 5, 8)
@@ -318,6 +337,24 @@ def test_batches_do_not_change_the_answer(jitter_cube):
     b = measure_series(path, {"radii": [5], "batch_size": 1000, "target": {"x": 23, "y": 24}})
     for name in ("x_gauss", "flux_r5", "flux_err_r5", "background"):
         np.testing.assert_allclose(a[name], b[name], rtol=1e-12)
+
+
+def test_worker_processes_give_the_serial_table(jitter_cube):
+    """Batches measured in two worker processes: the same table (every column, the
+    masked integration and the metadata included) as measured in this process."""
+    path = jitter_cube[0]
+    options = {"radii": [3, 6], "batch_size": 8, "target": {"x": 23, "y": 24}}
+    serial = measure_series(path, options)
+    parallel = measure_series(path, options, workers=2)
+    assert parallel.colnames == serial.colnames and len(parallel) == 60
+    assert parallel.meta == serial.meta
+    for name in serial.colnames:
+        a, b = np.asarray(serial[name]), np.asarray(parallel[name])
+        if a.dtype.kind == "f":
+            np.testing.assert_allclose(b, a, rtol=1e-10, atol=0, err_msg=name)
+        else:
+            np.testing.assert_array_equal(b, a, err_msg=name)
+    assert serial["flags_r3"][7] & F.MASKED  # the DO_NOT_USE pixel on the star
 
 
 def test_star_found_without_a_target_and_far_from_the_frame_centre(tmp_path):

@@ -51,8 +51,10 @@ import contextlib
 import dataclasses
 import logging
 import math
+import multiprocessing as mp
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -579,7 +581,11 @@ class IntegrationSeries:
         self.close()
 
     def batches(
-        self, size: int, window: tuple[int, int, int, int] | None = None
+        self,
+        size: int,
+        window: tuple[int, int, int, int] | None = None,
+        first: int = 0,
+        stop: int | None = None,
     ) -> Iterator[IntegrationBatch]:
         """Yield the integrations ``size`` at a time.
 
@@ -589,15 +595,17 @@ class IntegrationSeries:
             Integrations per batch (the memory bound).
         window : (y0, y1, x0, x1), optional
             Read only these rows and columns of each frame (clipped to the frame).
+        first, stop : int, optional
+            Only integrations ``first`` to ``stop - 1`` (default: all).
         """
         ny, nx = self.shape
         y0, y1, x0, x1 = window if window is not None else (0, ny, 0, nx)
         y0, x0 = max(int(y0), 0), max(int(x0), 0)
         y1, x1 = min(int(y1), ny), min(int(x1), nx)
         rows, cols = slice(y0, y1), slice(x0, x1)
-        for start in range(0, self.nints, size):
-            stop = min(start + size, self.nints)
-            yield self._read(start, stop, rows, cols)
+        last = self.nints if stop is None else min(stop, self.nints)
+        for start in range(first, last, size):
+            yield self._read(start, min(start + size, last), rows, cols)
 
     @staticmethod
     def _plane(hdu, start, stop, rows, cols, group=None) -> np.ndarray:
@@ -708,12 +716,17 @@ def _background(level, std, n, statistic: str, correction: float = 1.0) -> Backg
     return Background(level, error, std, noise, n, n_eff)
 
 
-def _clipped_rows(values: np.ndarray, sigma: float, maxiters: int):
-    """Sigma-clipped statistics of each row (NaN = missing), through the field engine's
-    sort-based :func:`aperflow.photometry.clipped_stats_sorted` (astropy's rule)."""
-    finite = np.isfinite(values)
-    ordered = np.sort(np.where(finite, values, np.inf), axis=1)
-    return clipped_stats_sorted(ordered, finite.sum(axis=1), sigma, maxiters)
+def _clipped_rows(values: np.ndarray, use: np.ndarray, sigma: float, maxiters: int):
+    """Sigma-clipped statistics of the finite ``values`` where ``use`` in each row, through
+    the field engine's sort-based :func:`aperflow.photometry.clipped_stats_sorted`
+    (astropy's rule)."""
+    use = use & np.isfinite(values)
+    count = use.sum(axis=1)
+    ordered = np.sort(np.where(use, values, np.inf), axis=1)
+    # Only the first `count` of a row are read or can pass the clip: the +inf tail past
+    # the longest row is dropped, and with it work in every clipping iteration.
+    ordered = ordered[:, : max(int(count.max(initial=0)), 1)]
+    return clipped_stats_sorted(ordered, count, sigma, maxiters)
 
 
 def annulus_background(
@@ -732,22 +745,44 @@ def annulus_background(
     field engine's local sky); NaN pixels are left out. ``statistic`` is ``'median'`` or
     ``'mean'`` of the clipped values.
     """
-    n = len(frames)
-    ny, nx = frames.shape[1:]
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
     xc, yc = np.floor(x + 0.5).astype(np.int64), np.floor(y + 0.5).astype(np.int64)
     # Only the pixels that can be in the annulus for a centre within half a pixel of the
     # nearest pixel are gathered: a ring of offsets, about half the pixels of a square.
     oy, ox = _ring_offsets(r_in, r_out)
+    values, inside = _ring_values(frames, xc, yc, oy, ox)
+    # Squared distances from the few distinct column and row offsets, then gathered.
+    h = int(max(np.abs(ox).max(), np.abs(oy).max()))
+    span = np.arange(-h, h + 1)
+    dx2 = ((xc[:, None] + span) - x[:, None]) ** 2
+    dy2 = ((yc[:, None] + span) - y[:, None]) ** 2
+    d2 = dx2[:, ox + h] + dy2[:, oy + h]
+    use = (d2 >= r_in * r_in) & (d2 < r_out * r_out)
+    if inside is not None:
+        use &= inside
+    mean, median, std, count = _clipped_rows(values, use, sigma, maxiters)
+    level = median if statistic == "median" else mean
+    return _background(level, std, count, statistic, clipped_std_correction(sigma))
+
+
+def _ring_values(frames, xc, yc, oy, ox) -> tuple[np.ndarray, np.ndarray | None]:
+    """Pixels ``(yc + oy, xc + ox)`` of each frame (n, m) and which lie on the frame (None
+    when all do: then one gather through flat indices, several times faster)."""
+    n, ny, nx = frames.shape
+    if (
+        n
+        and yc.min() + oy.min() >= 0
+        and yc.max() + oy.max() < ny
+        and xc.min() + ox.min() >= 0
+        and xc.max() + ox.max() < nx
+    ):
+        flat = ((np.arange(n) * ny + yc) * nx + xc)[:, None] + (oy * nx + ox)[None, :]
+        return np.ravel(frames)[flat], None
     rows, cols = yc[:, None] + oy[None, :], xc[:, None] + ox[None, :]
     inside = (rows >= 0) & (rows < ny) & (cols >= 0) & (cols < nx)
     values = frames[np.arange(n)[:, None], np.clip(rows, 0, ny - 1), np.clip(cols, 0, nx - 1)]
-    d2 = (cols - x[:, None]) ** 2 + (rows - y[:, None]) ** 2
-    use = inside & (d2 >= r_in * r_in) & (d2 < r_out * r_out)
-    mean, median, std, count = _clipped_rows(np.where(use, values, np.nan), sigma, maxiters)
-    level = median if statistic == "median" else mean
-    return _background(level, std, count, statistic, clipped_std_correction(sigma))
+    return values, inside
 
 
 def _ring_offsets(r_in: float, r_out: float) -> tuple[np.ndarray, np.ndarray]:
@@ -954,6 +989,7 @@ def measure_series(
     path: str | Path,
     options: Mapping | TimeseriesOptions | None = None,
     image_options: Mapping | None = None,
+    workers: int = 1,
 ) -> Table:
     """Measure every integration of one file: times, background, centroids, fluxes.
 
@@ -966,6 +1002,10 @@ def measure_series(
     image_options : mapping, optional
         How the file is opened (the ``images`` config block: DQ bits, saturation); a
         data set's own ``images`` block in ``options`` overrides it.
+    workers : int
+        Processes measuring batches of integrations at once (e.g. a Snakemake job's
+        ``threads``); 1 measures in this process. Every integration is measured on its
+        own, so the table is the same whatever the number.
 
     Returns
     -------
@@ -986,56 +1026,151 @@ def measure_series(
     img = dict(image_options or {})
     if isinstance(options, Mapping) and options.get("images"):
         img = deep_merge(img, options["images"])  # the data set's own images block wins
+    open_kwargs = {
+        "dq_bad": img.get("dq_bad"),
+        "dq_saturated": img.get("dq_saturated"),
+        "dq_cosmic_ray": img.get("dq_cosmic_ray"),
+        "saturation": img.get("saturation"),
+        "ramp_groups": opts.ramp_groups,
+    }
     template = _read_template(opts.template)
-    options_fwhm = opts.fwhm
-    with open_series(
-        path,
-        dq_bad=img.get("dq_bad"),
-        dq_saturated=img.get("dq_saturated"),
-        dq_cosmic_ray=img.get("dq_cosmic_ray"),
-        saturation=img.get("saturation"),
-        ramp_groups=opts.ramp_groups,
-    ) as series:
-        target = _target_position(series, opts)
-        near = None if target is None else _window(series, opts, target[0], target[1], True)
-        median, mx0, my0 = _first_median(series, min(32, opts.batch_size), near)
-        if target is None:
-            bx, by = _brightest_position(median, opts.fwhm or 2.0)
-            target = (bx + mx0, by + my0, "brightest smoothed pixel")
-        gx, gy, guess_source = target
-        fwhm = opts.fwhm or estimate_fwhm(median, gx - mx0, gy - my0, opts.box)
-        opts = dataclasses.replace(opts, fwhm=fwhm)
-        radec = _target_radec(series, opts, gx, gy)
-        times = integration_times(series._hdul, series.header, series.nints, radec)
-        cal = flux_calibration(series.meta, series.is_surface_brightness, opts.zeropoint)
-        gain = _integration_gain(series, times, opts)
-        parts, done, reported = [], 0, 0
-        for batch in series.batches(opts.batch_size, _window(series, opts, gx, gy)):
-            parts.append(_measure_batch(batch, series, opts, gx, gy, template))
-            done += len(next(iter(parts[-1].values())))
-            reported = _log_progress(path, done, series.nints, reported)
-        columns = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    table = _frame_table(columns, series, times, opts, cal, gain)
-    table.meta.update(
-        provenance(
-            input=str(path),
-            layout=series.layout,
-            unit=cal.unit,
-            calibration=cal.note,
-            pixel_unit=series.meta.bunit,
-            time_source=times.source,
-            bjd_source=times.bjd_source,
-            target_guess={"x": float(gx), "y": float(gy), "source": guess_source},
-            fwhm=float(fwhm),
-            fwhm_source="config" if options_fwhm is not None else "estimated (half-maximum area)",
-            target_radec=None if radec is None else [float(radec[0]), float(radec[1])],
-            radii=[float(r) for r in opts.radii],
-            poisson_gain=None if gain is None else float(gain),
-            options=dataclasses.asdict(opts),
-            comment="0-based pixel coordinates; bjd_tdb is BJD_TDB - 2400000.5",
+    with open_series(path, **open_kwargs) as series:
+        plan = _plan_series(series, opts)
+        job = _SeriesJob(
+            str(path),
+            open_kwargs,
+            plan.opts,
+            plan.gx,
+            plan.gy,
+            template,
+            _window(series, plan.opts, plan.gx, plan.gy),
         )
-    )
+        columns = _measure_integrations(series, job, workers)
+    table = _frame_table(columns, series, plan.times, plan.opts, plan.cal, plan.gain)
+    table.meta.update(_series_provenance(path, series, plan, opts.fwhm))
     return table
+
+
+@dataclass
+class _SeriesPlan:
+    """What is settled for a file before its integrations are measured."""
+
+    opts: TimeseriesOptions  #: with the FWHM (estimated when the options say 'auto')
+    gx: float  #: the star's expected position (frame pixels)
+    gy: float
+    guess_source: str
+    radec: tuple[float, float] | None
+    times: IntegrationTimes
+    cal: object  #: aperflow.calibration.FluxCalibration
+    gain: float | None
+
+
+def _plan_series(series: IntegrationSeries, opts: TimeseriesOptions) -> _SeriesPlan:
+    """Star position, FWHM, times, flux calibration and gain of one file."""
+    target = _target_position(series, opts)
+    near = None if target is None else _window(series, opts, target[0], target[1], True)
+    median, mx0, my0 = _first_median(series, min(32, opts.batch_size), near)
+    if target is None:
+        bx, by = _brightest_position(median, opts.fwhm or 2.0)
+        target = (bx + mx0, by + my0, "brightest smoothed pixel")
+    gx, gy, guess_source = target
+    fwhm = opts.fwhm or estimate_fwhm(median, gx - mx0, gy - my0, opts.box)
+    opts = dataclasses.replace(opts, fwhm=fwhm)
+    radec = _target_radec(series, opts, gx, gy)
+    times = integration_times(series._hdul, series.header, series.nints, radec)
+    cal = flux_calibration(series.meta, series.is_surface_brightness, opts.zeropoint)
+    gain = _integration_gain(series, times, opts)
+    return _SeriesPlan(opts, gx, gy, guess_source, radec, times, cal, gain)
+
+
+def _series_provenance(path, series, plan: _SeriesPlan, options_fwhm) -> dict:
+    """The table metadata of one file (deterministic: nothing about how it was run)."""
+    radec, gain = plan.radec, plan.gain
+    return provenance(
+        input=str(path),
+        layout=series.layout,
+        unit=plan.cal.unit,
+        calibration=plan.cal.note,
+        pixel_unit=series.meta.bunit,
+        time_source=plan.times.source,
+        bjd_source=plan.times.bjd_source,
+        target_guess={"x": float(plan.gx), "y": float(plan.gy), "source": plan.guess_source},
+        fwhm=float(plan.opts.fwhm),
+        fwhm_source="config" if options_fwhm is not None else "estimated (half-maximum area)",
+        target_radec=None if radec is None else [float(radec[0]), float(radec[1])],
+        radii=[float(r) for r in plan.opts.radii],
+        poisson_gain=None if gain is None else float(gain),
+        options=dataclasses.asdict(plan.opts),
+        comment="0-based pixel coordinates; bjd_tdb is BJD_TDB - 2400000.5",
+    )
+
+
+@dataclass
+class _SeriesJob:
+    """Everything a process needs to measure any range of a file's integrations."""
+
+    path: str
+    open_kwargs: dict
+    opts: TimeseriesOptions
+    gx: float
+    gy: float
+    template: np.ndarray | None
+    window: tuple[int, int, int, int] | None
+
+
+def _measure_integrations(series: IntegrationSeries, job: _SeriesJob, workers: int) -> dict:
+    """Columns of every integration, in file order: batch by batch in this process, or
+    the batches shared out to ``workers`` processes."""
+    size = job.opts.batch_size
+    ranges = [(s, min(s + size, series.nints)) for s in range(0, series.nints, size)]
+    workers = min(int(workers), len(ranges))
+    if workers > 1 and "fork" in mp.get_all_start_methods():
+        parts = _measure_in_processes(job, ranges, workers, series.nints)
+    else:
+        parts, reported = [], 0
+        for first, stop in ranges:
+            parts.append(_measure_range(series, job, first, stop))
+            reported = _log_progress(job.path, stop, series.nints, reported)
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def _measure_range(series: IntegrationSeries, job: _SeriesJob, first: int, stop: int) -> dict:
+    """Columns of integrations ``first`` to ``stop - 1``, read ``batch_size`` at a time."""
+    parts = [
+        _measure_batch(batch, series, job.opts, job.gx, job.gy, job.template)
+        for batch in series.batches(job.opts.batch_size, job.window, first, stop)
+    ]
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+#: the open file and job of a worker process (set by _start_worker)
+_WORKER: dict = {}
+
+
+def _measure_in_processes(job: _SeriesJob, ranges, workers: int, nints: int) -> list[dict]:
+    """Measure the ranges in ``workers`` forked processes, results in file order.
+
+    Each worker opens the file itself (a file handle shared across processes would share
+    its read position) and holds one batch at a time; only the per-integration columns
+    come back. Forked workers start in milliseconds, with everything already imported.
+    """
+    context = mp.get_context("fork")
+    parts, reported = [], 0
+    with ProcessPoolExecutor(workers, context, _start_worker, (job,)) as pool:
+        for part in pool.map(_measure_in_worker, ranges):
+            parts.append(part)
+            done = sum(len(p["background"]) for p in parts)
+            reported = _log_progress(job.path, done, nints, reported)
+    return parts
+
+
+def _start_worker(job: _SeriesJob) -> None:
+    _WORKER["series"] = open_series(job.path, **job.open_kwargs)
+    _WORKER["job"] = job
+
+
+def _measure_in_worker(bounds: tuple[int, int]) -> dict:
+    return _measure_range(_WORKER["series"], _WORKER["job"], *bounds)
 
 
 def _target_radec(series, opts, gx, gy):
