@@ -210,3 +210,11 @@ def test_fast_estimators_outside_background2d_match_photutils():
         assert kw["bkg_rms_estimator"](flat, axis=None) == pb.MADStdBackgroundRMS(sigma_clip=None)(
             flat
         )
+
+
+def test_threads_give_the_same_statistics():
+    rows = np.vstack([_rows(m=2000, n=1100), np.round(_rows(m=1000, n=1100, seed=4), 0)])
+    one = row_statistics(rows, 2.0, 2.0, 10, mad_std=True)
+    two = row_statistics(rows, 2.0, 2.0, 10, mad_std=True, workers=2)
+    for name in ("count", "median", "mean", "std", "mad_std", "lower", "upper"):
+        np.testing.assert_array_equal(getattr(two, name), getattr(one, name), err_msg=name)

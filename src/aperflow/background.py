@@ -176,6 +176,7 @@ class _Settings:
     rms_estimator: str
     exclude_percentile: float
     fill_value: float
+    workers: int = 1
 
 
 def _two_d(data, bad, cfg: _Settings):
@@ -198,7 +199,7 @@ def _two_d(data, bad, cfg: _Settings):
         fill_value=cfg.fill_value,
         exclude_percentile=cfg.exclude_percentile,
         filter_size=(1, 1),  # filtered below, the same filter vectorised
-        **background2d_estimators(clip, bkg_est, rms_est),
+        **background2d_estimators(clip, bkg_est, rms_est, workers=cfg.workers),
     )
     # The meshes come from Background2D (its statistics with the NaN of excluded boxes
     # filled by its IDW interpolation), median-filtered as it would (filter_mesh); the
@@ -319,6 +320,7 @@ def estimate_background(
     source_nsigma: float = 2.0,
     source_npixels: int = 5,
     source_dilate: float = 5.0,
+    workers: int = 1,
 ) -> Background:
     """Estimate the sky background and its RMS of an image.
 
@@ -348,6 +350,8 @@ def estimate_background(
         Run twice: mask the pixels of sources found above the first estimate
         (:func:`source_mask` with ``source_nsigma``, ``source_npixels``,
         ``source_dilate``) and estimate again.
+    workers : int
+        2-D: threads computing the box statistics (the same result on any number).
 
     Returns
     -------
@@ -392,6 +396,7 @@ def estimate_background(
         rms_estimator,
         exclude_percentile,
         fill_value,
+        workers,
     )
     result = _estimate(data, bad, settings)
     if mask_sources:
