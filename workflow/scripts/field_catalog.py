@@ -5,20 +5,22 @@ from pathlib import Path
 
 import numpy as np
 
+from aperflow.batches import timed
 from aperflow.catalog import merge_catalogs, write_regions
 from aperflow.logs import job_logger
 from aperflow.tables import read_table, write_table
 
 log = job_logger(snakemake.log, snakemake.rule)
 cat_opts = dict(snakemake.params.options.get("catalog") or {})
-tables = [read_table(p) for p in snakemake.input.tables]
-names = [Path(p).stem for p in snakemake.input.tables]
 region_radius = cat_opts.pop("region_radius_arcsec", 0.2)
 cat_opts.pop("plot_radius", None)
-catalog = merge_catalogs(tables, names, **cat_opts)
-catalog.meta["group"] = snakemake.wildcards.group
-write_table(catalog, snakemake.output.table, snakemake.output.parquet)
-write_regions(catalog, snakemake.output.regions, radius_arcsec=region_radius)
+with timed(snakemake.rule, snakemake.wildcards.group):
+    tables = [read_table(p) for p in snakemake.input.tables]
+    names = [Path(p).stem for p in snakemake.input.tables]
+    catalog = merge_catalogs(tables, names, **cat_opts)
+    catalog.meta["group"] = snakemake.wildcards.group
+    write_table(catalog, snakemake.output.table, snakemake.output.parquet)
+    write_regions(catalog, snakemake.output.regions, radius_arcsec=region_radius)
 if len(catalog) == 0:
     log.warning(
         "group %s: no sources in any of its %d images: empty catalog",

@@ -1,0 +1,195 @@
+"""Batches of images per workflow job.
+
+Snakemake pays for every job: scheduling, and for a ``script:`` job a Python start-up with
+the astropy/photutils imports (1-2 s); on SLURM every submission adds ``sbatch`` + ``srun``
++ a Snakemake start-up (5-12 s). With thousands of small images that costs more than the
+photometry. With ``execution.batch_size`` > 1 the per-image rules of a data set become one
+job per batch of images (``workflow/rules/field.smk``, ``forced.smk``) that writes the very
+same per-image files and logs as the one-image jobs, through the same step functions
+(:mod:`aperflow.steps`). This module decides which images go together
+(:func:`plan_batches`) and gives each member of a batch its own log, timing line and
+failure isolation (:func:`member_log`, :func:`timed`), so that one bad image never costs
+the others their outputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import re
+import time
+import warnings
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+__all__ = [
+    "batch_mem_mb",
+    "batch_runtime",
+    "batch_size",
+    "member_log",
+    "plan_batches",
+    "read_timings",
+    "rule_name",
+    "timed",
+]
+
+#: Logger of the timing lines (INFO, so never a problem in ``results/problems.ecsv``).
+TIMING_LOGGER = "aperflow.timing"
+
+
+def batch_size(config: Mapping) -> int:
+    """``execution.batch_size`` of a workflow config (1, one job per image, when absent)."""
+    return int((config.get("execution") or {}).get("batch_size", 1) or 1)
+
+
+def rule_name(mode: str, dataset: str, index: int) -> str:
+    """Name of the ``index``-th batch rule of a data set, e.g. ``field_batch_ngc346_0``."""
+    return f"{mode}_batch_{re.sub(r'[^A-Za-z0-9_]', '_', dataset)}_{index}"
+
+
+def _boundary(image: str, size: int) -> bool:
+    # A stable hash (not Python's salted hash()): the same image starts a batch on every
+    # machine and in every run.
+    digest = hashlib.blake2b(image.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % size == 0
+
+
+def _split(run: list[str], size: int) -> list[list[str]]:
+    """``run`` in the fewest near-equal consecutive parts of at most ``size``."""
+    parts = math.ceil(len(run) / size)
+    base, extra = divmod(len(run), parts)
+    out, start = [], 0
+    for k in range(parts):
+        stop = start + base + (1 if k < extra else 0)
+        out.append(run[start:stop])
+        start = stop
+    return out
+
+
+def plan_batches(images: Iterable[str], size: int) -> list[list[str]]:
+    """Cut image ids into batches of at most ``size`` that stay put when images come and go.
+
+    The ids are sorted; a new *run* starts at every image whose name hashes to a multiple
+    of ``size`` (content-defined boundaries, about one image in ``size``), and a run longer
+    than ``size`` is cut into the fewest near-equal parts of at most ``size`` images.
+    A boundary depends only on that image's own name, so adding or removing an image
+    changes only the batches of the run it falls in: the other batches keep their members,
+    and Snakemake reruns nothing of them. (Cutting the sorted list every ``size`` images
+    would shift every later batch.) The price: batches hold about 0.6 ``size`` images on
+    average, so there are about 1.6 N / ``size`` of them.
+
+    Parameters
+    ----------
+    images : iterable of str
+        Image ids (duplicates are ignored).
+    size : int
+        Largest batch (>= 1; 1 puts every image alone).
+
+    Returns
+    -------
+    list of list of str
+        The batches in sorted order, each sorted; together every id once.
+    """
+    if size < 1:
+        raise ValueError(f"batch size must be >= 1, not {size}")
+    ids = sorted(set(images))
+    runs: list[list[str]] = []
+    for image in ids:
+        if not runs or _boundary(image, size):
+            runs.append([])
+        runs[-1].append(image)
+    return [part for run in runs for part in _split(run, size)]
+
+
+def batch_mem_mb(sizes_mb: Sequence[float], attempt: int = 1) -> int:
+    """Memory of a batch job (MB): the profile's per-image rule for its largest member.
+
+    Members run one after the other, so a batch needs what its largest image needs
+    (``4 x size + 1000`` MB: the float64 planes and the background map), not the sum.
+    """
+    largest = max(sizes_mb, default=0.0)
+    return int(max(4 * largest + 1000, 1000) * attempt)
+
+
+def batch_runtime(sizes_mb: Sequence[float], attempt: int = 1) -> int:
+    """Runtime request of a batch job (minutes): 3 + per member 3 s + 1 min per 100 MB.
+
+    Generous for the small images that batches are for (~0.3 s each for a 128 x 128 field
+    image with its plot), so a slow node does not kill the job; must fit the partition's
+    ``MaxTime`` (lower ``execution.batch_size`` if not).
+    """
+    minutes = 3 + sum(0.05 + s / 100 for s in sizes_mb)
+    return int(math.ceil(minutes * attempt))
+
+
+def _handler(path: str | Path) -> logging.Handler:
+    handler = logging.FileHandler(path, mode="w")
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    return handler
+
+
+@contextmanager
+def member_log(path: str | Path, name: str) -> Iterator[logging.Logger]:
+    """Log to ``path`` while a batch works on one member's step.
+
+    ``path`` is the log file the one-image job of that step would write (e.g.
+    ``logs/<dataset>/background/<image>.log``), so the logs, and the problems that
+    :mod:`aperflow.problems` reads from them, are the same with and without batches. The
+    ``aperflow`` loggers and Python warnings go there only (the batch's own log keeps its
+    summary); warnings are shown again for every member, as each one-image job would.
+
+    Parameters
+    ----------
+    path : str or Path
+        The member's log file (overwritten).
+    name : str
+        The step (rule) name; the logger is ``aperflow.<name>``.
+    """
+    handler = _handler(path)
+    loggers = [logging.getLogger("aperflow"), logging.getLogger("py.warnings")]
+    saved = [(list(lg.handlers), lg.level) for lg in loggers]
+    for lg in loggers:
+        lg.handlers[:] = [handler]
+        lg.setLevel(logging.INFO)
+    try:
+        # Re-setting the filter resets the "shown once" registries: each member sees the
+        # warnings a job of its own would.
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            yield logging.getLogger(f"aperflow.{name}")
+    finally:
+        for lg, (handlers, level) in zip(loggers, saved, strict=True):
+            lg.handlers[:] = handlers
+            lg.setLevel(level)
+        handler.close()
+
+
+@contextmanager
+def timed(step: str, item: str) -> Iterator[None]:
+    """Log how long the block took: ``INFO aperflow.timing: <step> <item> <seconds> s``.
+
+    Every per-image step (batched or not) and every aggregation script writes one such
+    line to its log; ``benchmarks/workflow.py`` sums them as the time spent inside the
+    aperflow functions (the rest of the wall time is the workflow's own cost).
+    """
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        seconds = time.perf_counter() - start
+        logging.getLogger(TIMING_LOGGER).info("%s %s %.4f s", step, item, seconds)
+
+
+def read_timings(logdir: str | Path) -> list[tuple[str, str, float]]:
+    """Every timing line (step, item, seconds) of the job logs under ``logdir``."""
+    prefix = f"INFO {TIMING_LOGGER}: "
+    rows = []
+    for path in sorted(Path(logdir).rglob("*.log")):
+        for line in path.read_text(errors="replace").splitlines():
+            if line.startswith(prefix):
+                step, rest = line[len(prefix) :].split(" ", 1)
+                item, seconds, _ = rest.rsplit(" ", 2)
+                rows.append((step, item, float(seconds)))
+    return rows
