@@ -411,7 +411,7 @@ def fit_gaussian_2d(
     max_shift: float = 3.0,
     maxiter: int = 50,
     tol: float = 1e-6,
-    chunk: int = 128,
+    chunk: int = 256,
 ) -> GaussianFit:
     """Fit an elliptical 2-D Gaussian plus a constant to each stamp (see the module docs).
 
