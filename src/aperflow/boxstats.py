@@ -208,6 +208,8 @@ class _SortedRows:
             values[bad] = np.nan
         self.valid = n - np.count_nonzero(bad, axis=1)
         self.sorted.sort(axis=1)
+        self.flat = self.sorted.reshape(-1)
+        self.steps = int(np.ceil(np.log2(width + 1)))  # halvings of a binary search
         self.all = np.arange(self.m)
         # sums relative to a value near the middle keep the float64 sums well-conditioned
         self.ref = np.nan_to_num(self.at(self.all, np.maximum(self.valid - 1, 0) // 2))
@@ -221,25 +223,26 @@ class _SortedRows:
 
     def at(self, r: np.ndarray, index) -> np.ndarray:
         """Sorted value at ``index`` of rows ``r`` (float64); index clipped into the row."""
+        width = self.sorted.shape[1]
         # (np.minimum/np.maximum: np.clip's Python overhead shows over ~3000 calls)
-        index = np.maximum(np.minimum(index, self.sorted.shape[1] - 1), 0)
-        return self.sorted[r, index].astype(np.float64)
+        index = np.maximum(np.minimum(index, width - 1), 0)
+        return self.flat.take(r * width + index).astype(np.float64)
 
     def search(self, r: np.ndarray, bound: np.ndarray, right: bool) -> np.ndarray:
         """Per row, the number of valid sorted values ``< bound`` (``<= bound`` when
-        ``right``): ``np.searchsorted`` vectorised over the rows."""
+        ``right``; none for a NaN bound): ``np.searchsorted`` vectorised over the rows."""
+        width = self.sorted.shape[1]
+        base = r * width
         lo = np.zeros(len(r), dtype=np.intp)
         hi = self.valid[r].astype(np.intp)
-        while True:
-            active = lo < hi
-            if not active.any():
-                return lo
-            mid = (lo + hi) // 2
-            value = self.at(r, mid)
-            with np.errstate(invalid="ignore"):
-                below = value <= bound if right else value < bound
-            lo = np.where(active & below, mid + 1, lo)
-            hi = np.where(active & ~below, mid, hi)
+        compare = np.less_equal if right else np.less
+        for _ in range(self.steps):  # a fixed number of halvings: no test of the loop
+            mid = (lo + hi) >> 1
+            value = self.flat.take(base + np.minimum(mid, width - 1))
+            up = compare(value, bound) & (lo < hi)
+            lo = np.where(up, mid + 1, lo)
+            hi = np.where(up, hi, mid)
+        return lo
 
     def range_sums(self, r, a, b) -> tuple[np.ndarray, np.ndarray]:
         """Sums of the deviations from ``ref`` and of their squares over ``[a, b)``:
