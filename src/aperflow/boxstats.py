@@ -143,15 +143,26 @@ def row_statistics(
         parts = [one(chunk) for chunk in chunks]
     for chunk, (stats, tie) in zip(chunks, parts, strict=True):
         if tie.any():
-            # a value within rounding of a bound: astropy's own C loop decides, on the
-            # pixels in their original order (its summation order); in this thread, as
-            # it swaps the process-wide warning filters
-            lower, upper = _astropy_bounds(chunk[tie], *clip_args)
-            fixed = _SortedRows(chunk[tie]).statistics(lower, upper, mad_std)
-            for column, value in zip(stats, fixed, strict=True):
-                if column is not None:
-                    column[tie] = value
+            _settle_ties(chunk, stats, tie, clip_args, mad_std)
+    if not parts:  # no rows
+        empty = np.zeros(0)
+        mad = empty if mad_std else None
+        return RowStatistics(np.zeros(0, dtype=np.intp), empty, empty, empty, mad, empty, empty)
     return RowStatistics(*_concatenate_columns([stats for stats, _ in parts]))
+
+
+def _settle_ties(chunk, stats: tuple, tie: np.ndarray, clip_args, mad_std: bool) -> None:
+    """Redo the rows ``tie`` of a chunk's statistics with astropy's own clip bounds.
+
+    A value within rounding of a bound falls on the side astropy's C loop puts it, which
+    depends on its summation order (the pixels in their original order). Run in the
+    calling thread: astropy's clip swaps the process-wide warning filters.
+    """
+    lower, upper = _astropy_bounds(chunk[tie], *clip_args)
+    fixed = _SortedRows(chunk[tie]).statistics(lower, upper, mad_std)
+    for column, value in zip(stats, fixed, strict=True):
+        if column is not None:
+            column[tie] = value
 
 
 def _chunk_statistics(chunk, clip_args, mad_std: bool):
