@@ -287,17 +287,17 @@ class _Workspace:
     resid: np.ndarray  #: (n, P) data - model
     wresid: np.ndarray  #: (n, P) weight * (data - model)
     cross: np.ndarray  #: (n, P) scratch for the exponent's cross term
-    products: np.ndarray  #: (n, 3, P) w e^2, w e, w e (data - model)
-    sums2: np.ndarray  #: (n, 1, 15) sums of w e^2 times the monomials of _RAW
-    sums1: np.ndarray  #: (n, 2, 6) sums of w e and w e r times the first six
+    products: np.ndarray  #: (3, n, P) w e^2, w e, w e (data - model)
+    sums2: np.ndarray  #: (n, 15) sums of w e^2 times the monomials of _RAW
+    sums1: np.ndarray  #: (2, n, 6) sums of w e and w e r times the first six
 
     @classmethod
     def of(cls, n: int, npix: int) -> _Workspace:
         return cls(
             *(np.empty((n, npix)) for _ in range(4)),
-            np.empty((n, 3, npix)),
-            np.empty((n, 1, len(_RAW))),
-            np.empty((n, 2, 6)),
+            np.empty((3, n, npix)),
+            np.empty((n, len(_RAW))),
+            np.empty((2, n, 6)),
         )
 
 
@@ -332,23 +332,37 @@ def _evaluate(p, data, weight, sum_w, grid: _Grid, work: _Workspace):
     np.subtract(data, resid, out=resid)
     wresid = np.multiply(weight, resid, out=work.wresid[:n])
     chi2 = np.einsum("np,np->n", wresid, resid)
-    products = work.products[:n]
-    np.multiply(weight, e, out=products[:, 1])
-    np.multiply(products[:, 1], e, out=products[:, 0])
-    np.multiply(wresid, e, out=products[:, 2])
-    # Small matrix products per frame (stacked): never split over BLAS threads, and each
-    # frame's sums do not depend on which frames share its chunk.
-    sums2 = np.matmul(products[:, :1], grid.monomials, out=work.sums2[:n])[:, 0]
-    sums1 = np.matmul(products[:, 1:], grid.first6, out=work.sums1[:n])
+    products = work.products[:, :n]
+    np.multiply(weight, e, out=products[1])
+    np.multiply(products[1], e, out=products[0])
+    np.multiply(wresid, e, out=products[2])
+    sums2, sums1 = _monomial_sums(products, grid, work.sums2[:n], work.sums1[:, :n])
     t = _jacobian_factors(p, grid)
     normal = np.empty((n, _NPAR, _NPAR))
     normal[:, :6, :6] = t @ sums2[:, _PAIRS] @ t.transpose(0, 2, 1)
-    normal[:, :6, 6] = normal[:, 6, :6] = (t @ sums1[:, 0, :, None])[:, :, 0]  # sum w J_k
+    normal[:, :6, 6] = normal[:, 6, :6] = (t @ sums1[0, :, :, None])[:, :, 0]  # sum w J_k
     normal[:, 6, 6] = sum_w
     grad = np.empty((n, _NPAR))
-    grad[:, :6] = (t @ sums1[:, 1, :, None])[:, :, 0]
+    grad[:, :6] = (t @ sums1[1, :, :, None])[:, :, 0]
     grad[:, 6] = wresid.sum(axis=1)
     return chi2, normal, grad
+
+
+#: frames per matrix product in :func:`_monomial_sums`: few enough that OpenBLAS keeps
+#: each product on one thread (it splits only above m n k = 4 x 65536), enough to share
+#: the call overhead (one call per frame costs twice the arithmetic)
+_BLOCK = 32
+
+
+def _monomial_sums(products, grid: _Grid, sums2, sums1):
+    """``sums2 = w e^2 @ monomials`` (n, 15) and ``sums1 = [w e, w e r] @ first six``
+    (2, n, 6) from ``products`` (3, n, P), ``_BLOCK`` frames per matrix product."""
+    n = products.shape[1]
+    for lo in range(0, n, _BLOCK):
+        hi = min(lo + _BLOCK, n)
+        np.matmul(products[0, lo:hi], grid.monomials, out=sums2[lo:hi])
+        np.matmul(products[1:, lo:hi], grid.first6, out=sums1[:, lo:hi])
+    return sums2, sums1
 
 
 def _jacobian_factors(p: np.ndarray, grid: _Grid) -> np.ndarray:
