@@ -1126,12 +1126,12 @@ class _SeriesJob:
 
 def _measure_integrations(series: IntegrationSeries, job: _SeriesJob, workers: int) -> dict:
     """Columns of every integration, in file order: batch by batch in this process, or
-    the batches shared out to ``workers`` processes."""
+    the batches shared between this process and ``workers - 1`` forked ones."""
     size = job.opts.batch_size
     ranges = [(s, min(s + size, series.nints)) for s in range(0, series.nints, size)]
     workers = min(int(workers), len(ranges))
     if workers > 1 and "fork" in mp.get_all_start_methods():
-        parts = _measure_in_processes(job, ranges, workers, series.nints)
+        parts = _measure_in_processes(series, job, ranges, workers)
     else:
         parts, reported = [], 0
         for first, stop in ranges:
@@ -1153,21 +1153,32 @@ def _measure_range(series: IntegrationSeries, job: _SeriesJob, first: int, stop:
 _WORKER: dict = {}
 
 
-def _measure_in_processes(job: _SeriesJob, ranges, workers: int, nints: int) -> list[dict]:
-    """Measure the ranges in ``workers`` forked processes, results in file order.
+def _measure_in_processes(series, job: _SeriesJob, ranges, workers: int) -> list[dict]:
+    """Measure the ranges in this process and ``workers - 1`` forked ones, in file order.
 
-    Each worker opens the file itself (a file handle shared across processes would share
-    its read position) and holds one batch at a time; only the per-integration columns
-    come back. Forked workers start in milliseconds, with everything already imported.
+    The workers take the ranges from the first on, this process from the last back (each
+    one the workers have not started: its queued task is cancelled), until they meet: no
+    process waits while another has work left. Each worker opens the file itself (a file
+    handle shared across processes would share its read position) and holds one batch at
+    a time; only the per-integration columns come back. Forked workers start in
+    milliseconds, with everything already imported.
     """
     context = mp.get_context("fork")
-    parts, reported = [], 0
-    with ProcessPoolExecutor(workers, context, _start_worker, (job,)) as pool:
-        for part in pool.map(_measure_in_worker, ranges):
-            parts.append(part)
-            done = sum(len(p["background"]) for p in parts)
-            reported = _log_progress(job.path, done, nints, reported)
-    return parts
+    with ProcessPoolExecutor(workers - 1, context, _start_worker, (job,)) as pool:
+        tasks = [pool.submit(_measure_in_worker, bounds) for bounds in ranges]
+        own: dict[int, dict] = {}
+        reported = 0
+        for k in range(len(ranges) - 1, -1, -1):
+            if not tasks[k].cancel():  # a worker has it: the rest are theirs too
+                break
+            own[k] = _measure_range(series, job, *ranges[k])
+            done = sum(
+                stop - first
+                for j, (first, stop) in enumerate(ranges)
+                if j in own or (tasks[j].done() and not tasks[j].cancelled())
+            )
+            reported = _log_progress(job.path, done, series.nints, reported)
+        return [own[k] if k in own else task.result() for k, task in enumerate(tasks)]
 
 
 def _start_worker(job: _SeriesJob) -> None:
