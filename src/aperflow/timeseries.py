@@ -625,13 +625,14 @@ class IntegrationSeries:
             first = self._plane(self._sci, start, stop, rows, cols, g0).astype(np.float64)
             last = self._plane(self._sci, start, stop, rows, cols, g1).astype(np.float64)
             data = last - first
-        else:
-            data = self._plane(self._sci, start, stop, rows, cols).astype(np.float64)
+        else:  # _plane gives a fresh array already: no second copy when its type fits
+            data = self._plane(self._sci, start, stop, rows, cols).astype(np.float64, copy=False)
             if self._err is not None:
-                err = self._plane(self._err, start, stop, rows, cols).astype(np.float64)
+                err = self._plane(self._err, start, stop, rows, cols)
+                err = err.astype(np.float64, copy=False)
         dq = None
         if self._dq is not None:
-            dq = self._plane(self._dq, start, stop, rows, cols).astype(np.uint32)
+            dq = self._plane(self._dq, start, stop, rows, cols).astype(np.uint32, copy=False)
             if dq.shape != data.shape:  # a 2-D PIXELDQ applies to every integration
                 dq = np.broadcast_to(dq, data.shape)
         meta = self.meta
@@ -1157,11 +1158,11 @@ def _measure_in_processes(series, job: _SeriesJob, ranges, workers: int) -> list
     """Measure the ranges in this process and ``workers - 1`` forked ones, in file order.
 
     The workers take the ranges from the first on, this process from the last back (each
-    one the workers have not started: its queued task is cancelled), until they meet: no
-    process waits while another has work left. Each worker opens the file itself (a file
-    handle shared across processes would share its read position) and holds one batch at
-    a time; only the per-integration columns come back. Forked workers start in
-    milliseconds, with everything already imported.
+    one no worker has been handed yet: its pending task is cancelled) until they meet, so
+    this process does not sit idle while the workers start or work. Each worker opens the
+    file itself (a file handle shared across processes would share its read position) and
+    holds one batch at a time; only the per-integration columns come back. Forked
+    workers start in milliseconds, with everything already imported.
     """
     context = mp.get_context("fork")
     with ProcessPoolExecutor(workers - 1, context, _start_worker, (job,)) as pool:
