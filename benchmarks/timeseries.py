@@ -11,8 +11,8 @@ photometry at 5 radii) and :func:`aperflow.tables.write_table` (ECSV + Parquet),
 included, in three ways:
 
 - one segment in one process (``workers=1``);
-- one segment with its batches shared out to 2 worker processes (``workers=2``: a job
-  given 2 threads);
+- one segment with its batches shared between the process and a forked worker
+  (``workers=2``: a job given 2 threads);
 - both segments in 2 processes at once, one each (what Snakemake runs with ``--cores 2``
   and one thread per job);
 
@@ -184,6 +184,15 @@ def fresh_processes(paths, batch_size: int, workers: int) -> Run:
     return Run(sum(int(out) for out in outputs), wall, cpu)
 
 
+def imports_alone() -> float:
+    """Wall seconds of a fresh process that only starts and imports what a
+    timeseries_frames job imports (scipy.stats and scipy.ndimage come in on first use)."""
+    code = "import aperflow.logs, aperflow.tables, aperflow.timeseries, scipy.stats, scipy.ndimage"
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], check=True)
+    return time.perf_counter() - t0
+
+
 def repeated(measure, repeat: int) -> list[Run]:
     return [measure() for _ in range(repeat)]
 
@@ -259,6 +268,7 @@ def main(argv=None) -> None:
         fresh_one = fresh_processes(paths[:1], bs, 1)
         fresh_two = fresh_processes(paths[:1], bs, 2)
         fresh_pair = fresh_processes(paths, bs, 1)
+        start_up = imports_alone()
         nfit, cc, fit, astro, g2d, diff = fit_comparison(paths, 4000, args.reference)
     print(f"{args.nints} integrations of 64x64 in 2 segments of {args.nints // 2}; batches of "
           f"{bs}; 5 radii; freed memory kept: {kept}")  # fmt: skip
@@ -271,11 +281,13 @@ def main(argv=None) -> None:
     print("|---|---|---|---|---|---|---|---|")
     print(step_row("1 segment, workers=1", "1", one))
     print(f"| of which writing ECSV + Parquet (CPU) | | | | | | {min(one, key=lambda r: r.wall).cpu_write:.2f} | |")  # fmt: skip
-    print(step_row("1 segment, workers=2 (batches over 2 worker processes)", "1 + 2 workers", shared))  # fmt: skip
+    print(step_row("1 segment, workers=2 (its batches shared with a forked worker)", "2", shared))  # fmt: skip
     print(step_row("2 segments at once, workers=1 each (Snakemake --cores 2)", "2", pair))
     print(step_row("fresh process: 1 segment, workers=1 (start + imports)", "1", [fresh_one], True))  # fmt: skip
-    print(step_row("fresh process: 1 segment, workers=2 (start + imports)", "1 + 2 workers", [fresh_two], True))  # fmt: skip
+    print(step_row("fresh process: 1 segment, workers=2 (start + imports)", "2", [fresh_two], True))  # fmt: skip
     print(step_row("fresh processes: 2 segments at once (start + imports)", "2", [fresh_pair], True))  # fmt: skip
+    print(f"| fresh process: start + imports alone (incl. scipy.stats, scipy.ndimage) | 1 | | "
+          f"{start_up:.2f} | | | | |")  # fmt: skip
     print("\nCentroid on 21x21 stamps (CPU ms per frame, 1 process):")
     print("| method | ms/frame | speed-up vs astropy |")
     print("|---|---|---|")
