@@ -339,13 +339,29 @@ def test_batches_do_not_change_the_answer(jitter_cube):
         np.testing.assert_allclose(a[name], b[name], rtol=1e-12)
 
 
-def test_worker_processes_give_the_serial_table(jitter_cube):
-    """Batches measured in two worker processes: the same table (every column, the
-    masked integration and the metadata included) as measured in this process."""
+def test_worker_processes_give_the_serial_table(jitter_cube, tmp_path, monkeypatch):
+    """Batches shared between this process and a forked worker: each measured once, by
+    both processes, and the same table (every column, the masked integration and the
+    metadata included) as measured in this process alone."""
+    import os
+
+    from aperflow import timeseries as ts
+
     path = jitter_cube[0]
     options = {"radii": [3, 6], "batch_size": 8, "target": {"x": 23, "y": 24}}
     serial = measure_series(path, options)
+    record, measure_range = tmp_path / "ranges", ts._measure_range
+
+    def recorded(series, job, first, stop):  # runs in the worker too (forked after this)
+        with open(record, "a") as out:
+            out.write(f"{os.getpid()} {first}\n")
+        return measure_range(series, job, first, stop)
+
+    monkeypatch.setattr(ts, "_measure_range", recorded)
     parallel = measure_series(path, options, workers=2)
+    done = [line.split() for line in record.read_text().splitlines()]
+    assert sorted(int(first) for _, first in done) == list(range(0, 60, 8))
+    assert len({pid for pid, _ in done}) == 2
     assert parallel.colnames == serial.colnames and len(parallel) == 60
     assert parallel.meta == serial.meta
     for name in serial.colnames:
