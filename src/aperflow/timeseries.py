@@ -16,7 +16,9 @@ Any FITS file with a science image of one of these shapes (:func:`open_series`):
 Integrations are read in batches of at most ``batch_size`` through a memory map of the
 science array (only the window around the star when the background is an annulus), so
 memory stays bounded whatever the number of integrations. Gzip-compressed files cannot be
-memory-mapped and are read whole by astropy.
+memory-mapped and are read whole by astropy. With ``workers > 1`` the batches are shared
+between the calling process and forked worker processes (each holding one batch at a
+time); every integration is measured on its own, so the table is the same.
 
 Per integration (:func:`measure_series`)
 ---------------------------------------
