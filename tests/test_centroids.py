@@ -135,6 +135,11 @@ def test_failed_fits_are_flagged_not_raised():
     assert fit.x.shape == (2,)
 
 
+def test_no_frames_give_empty_results():
+    fit = fit_gaussian_2d(np.zeros((0, 21, 21)), [], [])
+    assert fit.x.shape == fit.success.shape == (0,)
+
+
 def test_masked_pixels_are_ignored_by_the_fit():
     stack, truth = _gaussian_stack(1, noise=0.0)
     hole = stack.copy()

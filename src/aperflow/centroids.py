@@ -480,7 +480,7 @@ def _fit_chunk(stamps, x0, y0, errors, fwhm, max_shift, maxiter, tol, work) -> G
     grid = _Grid.of(h, w)
     yy, xx = np.mgrid[0:h, 0:w]
     px, py = xx.ravel().astype(float), yy.ravel().astype(float)
-    data = stamps.reshape(n, -1)
+    data = stamps.reshape(n, h * w)
     weight = np.isfinite(data).astype(float)
     if errors is not None:
         err = np.asarray(errors, dtype=float).reshape(n, -1)
