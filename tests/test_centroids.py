@@ -135,6 +135,50 @@ def test_failed_fits_are_flagged_not_raised():
     assert fit.x.shape == (2,)
 
 
+def test_normal_equations_from_monomial_sums_equal_the_pixel_jacobian():
+    """The fit builds J W J^T and J W r from weighted sums of monomials; they must equal
+    the products of the per-pixel Jacobian (here by central differences of the model)."""
+    from aperflow.centroids import _evaluate, _Grid, _Workspace
+
+    rng = np.random.default_rng(9)
+    n, h, w = 5, 15, 17
+    p = np.column_stack([
+        rng.uniform(50, 500, n), rng.uniform(5, 11, n), rng.uniform(4, 10, n),
+        rng.uniform(0.1, 0.4, n), rng.uniform(-0.05, 0.05, n), rng.uniform(0.1, 0.4, n),
+        rng.uniform(-2, 2, n),
+    ])  # fmt: skip
+    yy, xx = np.mgrid[0:h, 0:w]
+    px, py = xx.ravel().astype(float), yy.ravel().astype(float)
+
+    def model(q):
+        dx, dy = px - q[:, 1:2], py - q[:, 2:3]
+        quad = q[:, 3:4] * dx * dx + 2 * q[:, 4:5] * dx * dy + q[:, 5:6] * dy * dy
+        return q[:, 0:1] * np.exp(-quad) + q[:, 6:7]
+
+    data = model(p) + rng.normal(0, 3.0, (n, h * w))
+    weight = rng.uniform(0.5, 2.0, (n, h * w))
+    weight[:, 7] = 0.0  # a masked pixel
+    jac = np.empty((n, 7, h * w))
+    for k in range(7):
+        step = np.zeros(7)
+        step[k] = 1e-6 * max(abs(p[:, k]).max(), 1.0)
+        jac[:, k] = (model(p + step) - model(p - step)) / (2 * step[k])
+    chi2, normal, grad = _evaluate(
+        p, data, weight, weight.sum(axis=1), _Grid.of(h, w), _Workspace.of(n, h * w)
+    )
+    resid = data - model(p)
+    np.testing.assert_allclose(chi2, (weight * resid**2).sum(axis=1), rtol=1e-12)
+    expected = np.einsum("nkp,np,nlp->nkl", jac, weight, jac)
+    scale = np.sqrt(np.einsum("nkk->nk", expected))
+    np.testing.assert_allclose(
+        normal / scale[:, :, None] / scale[:, None, :],
+        expected / scale[:, :, None] / scale[:, None, :],
+        atol=1e-7,
+    )
+    np.testing.assert_allclose(grad / scale, np.einsum("nkp,np->nk", jac, weight * resid) / scale,
+                               atol=1e-6)  # fmt: skip
+
+
 def test_no_frames_give_empty_results():
     fit = fit_gaussian_2d(np.zeros((0, 21, 21)), [], [])
     assert fit.x.shape == fit.success.shape == (0,)
