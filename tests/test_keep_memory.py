@@ -12,6 +12,8 @@ from aperflow.memory import _libc
 
 _RSS_AFTER_FREE = textwrap.dedent("""
     import sys
+    import threading
+
     import numpy as np
     from aperflow.memory import keep_freed_memory
 
@@ -19,18 +21,25 @@ _RSS_AFTER_FREE = textwrap.dedent("""
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * 4096 / 2**20
 
+    def touch_and_free():
+        block = np.ones(2**24)  # 128 MB, touched
+        del block
+
     applied = keep_freed_memory() if sys.argv[1] == "keep" else False
     before = rss_mb()
-    block = np.ones(2**24)  # 128 MB, touched
-    del block
+    if sys.argv[2] == "thread":  # a worker thread's allocation (its own malloc arena)
+        worker = threading.Thread(target=touch_and_free)
+        worker.start()
+        worker.join()
+    else:
+        touch_and_free()
     print(applied, rss_mb() - before)
 """)
 
 
-def _rss_kept_after_free(mode: str) -> tuple[str, float]:
-    out = subprocess.run(
-        [sys.executable, "-c", _RSS_AFTER_FREE, mode], capture_output=True, text=True, check=True
-    )
+def _rss_kept_after_free(mode: str, where: str = "main") -> tuple[str, float]:
+    command = [sys.executable, "-c", _RSS_AFTER_FREE, mode, where]
+    out = subprocess.run(command, capture_output=True, text=True, check=True)
     applied, kept = out.stdout.split()
     return applied, float(kept)
 
@@ -45,10 +54,11 @@ def test_keep_freed_memory_returns_false_without_glibc(monkeypatch):
 @pytest.mark.skipif(_libc() is None or sys.platform != "linux", reason="mallopt needs glibc")
 def test_keep_freed_memory_keeps_a_freed_block_mapped():
     # in child processes: the settings last for the life of the process
-    applied, kept = _rss_kept_after_free("keep")
-    assert applied == "True" and kept > 100, kept  # the 128 MB stay resident for reuse
-    applied, kept = _rss_kept_after_free("default")
-    assert applied == "False" and kept < 30, kept  # glibc unmaps a big block on free
+    for where in ("main", "thread"):
+        applied, kept = _rss_kept_after_free("keep", where)
+        assert applied == "True" and kept > 100, (where, kept)  # the 128 MB stay for reuse
+        applied, kept = _rss_kept_after_free("default", where)
+        assert applied == "False" and kept < 30, (where, kept)  # glibc unmaps a big block
 
 
 _KEEP = "from aperflow.memory import keep_freed_memory\nassert keep_freed_memory()\n"

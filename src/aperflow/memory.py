@@ -6,7 +6,8 @@ back with ``munmap``, so every temporary pays the kernel's first-touch page faul
 on virtual machines (whose hosts back guest memory lazily and take freed pages back) that
 can be a third of the run time. :func:`keep_freed_memory` asks glibc to serve large
 blocks from the heap and to keep freed memory for reuse instead, as the environment
-``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=... MALLOC_TOP_PAD_=...`` would.
+``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=... MALLOC_TOP_PAD_=... MALLOC_ARENA_MAX=1``
+would.
 
 The cost: the process keeps its peak memory until it exits (right for a short job, not
 for a notebook), so the library never calls it on import; :func:`aperflow.logs.job_logger`
@@ -28,6 +29,7 @@ log = logging.getLogger("aperflow.memory")
 _M_TRIM_THRESHOLD = -1
 _M_TOP_PAD = -2
 _M_MMAP_MAX = -4
+_M_ARENA_MAX = -8
 
 _INT_MAX = 2**31 - 1  # mallopt takes a C int
 
@@ -51,9 +53,11 @@ def keep_freed_memory(top_pad_mb: int = 256) -> bool:
     """Make glibc keep freed memory for reuse instead of returning it to the kernel.
 
     Sets ``M_MMAP_MAX = 0`` (large blocks come from the heap, not from one ``mmap``
-    each), ``M_TRIM_THRESHOLD`` to its maximum (the heap top is never given back) and
-    ``M_TOP_PAD`` to ``top_pad_mb`` (the heap grows in big steps). Big temporaries then
-    reuse pages already mapped instead of faulting in new ones. Call it once at the
+    each), ``M_TRIM_THRESHOLD`` to its maximum (the heap top is never given back),
+    ``M_TOP_PAD`` to ``top_pad_mb`` (the heap grows in big steps) and ``M_ARENA_MAX = 1``
+    (worker threads allocate from that same heap: in their own arenas, blocks over 64 MB
+    would still be mapped and unmapped one by one). Big temporaries then reuse pages
+    already mapped instead of faulting in new ones. Call it once at the
     start of a short-lived process (a workflow job, a benchmark), never in a library
     import: the process keeps its peak memory until it exits.
 
@@ -78,6 +82,7 @@ def keep_freed_memory(top_pad_mb: int = 256) -> bool:
             (_M_MMAP_MAX, 0),
             (_M_TRIM_THRESHOLD, _INT_MAX),
             (_M_TOP_PAD, pad),
+            (_M_ARENA_MAX, 1),
         )
     )
     if not ok:
