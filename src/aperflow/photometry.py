@@ -50,6 +50,7 @@ DAOPHOT form counts a partial pixel with weight ``w`` instead of ``w^2`` in ``F/
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -298,14 +299,14 @@ def clipped_std_correction(sigma: float) -> float:
     sigma``, whose std is ``sigma sqrt(v(t))`` with ``v(t) = 1 - 2 t phi(t) / (2 Phi(t) -
     1)``; at convergence ``t = k sqrt(v(t))`` (solved by iteration). 0.985 for k = 3.
     """
-    from scipy.stats import norm
-
     k = float(sigma)
     if not np.isfinite(k) or k <= 0:
         return 1.0
     t = k
     for _ in range(100):
-        v = 1.0 - 2.0 * t * norm.pdf(t) / (2.0 * norm.cdf(t) - 1.0)
+        # phi(t) and 2 Phi(t) - 1 from math: importing scipy.stats costs ~0.6 s per job
+        pdf = math.exp(-0.5 * t * t) / math.sqrt(2.0 * math.pi)
+        v = 1.0 - 2.0 * t * pdf / math.erf(t / math.sqrt(2.0))
         t_new = k * np.sqrt(max(v, 1e-12))
         if abs(t_new - t) < 1e-12:
             break

@@ -16,6 +16,8 @@ rule timeseries_frames:
     params:
         options=lambda wildcards: get_options(wildcards.dataset),
         image_options=get_image_options(),
+    # A long segment can use more: --set-threads timeseries_frames=2 (same table).
+    threads: 1
     log:
         "logs/{dataset}/timeseries_frames/{image}.log",
     benchmark:

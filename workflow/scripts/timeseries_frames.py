@@ -10,7 +10,9 @@ from aperflow.timeseries import failed_series, measure_series, summarise_series
 log = job_logger(snakemake.log, snakemake.rule)
 path = snakemake.input.image
 try:
-    table = measure_series(path, snakemake.params.options, snakemake.params.image_options)
+    table = measure_series(
+        path, snakemake.params.options, snakemake.params.image_options, workers=snakemake.threads
+    )
 except (ImageError, ValueError) as exc:
     log.error("%s", exc)
     table = failed_series(path, str(exc))
