@@ -20,7 +20,7 @@ import math
 import re
 import time
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -32,6 +32,7 @@ __all__ = [
     "plan_batches",
     "read_timings",
     "rule_name",
+    "run_batch",
     "timed",
 ]
 
@@ -180,6 +181,41 @@ def timed(step: str, item: str) -> Iterator[None]:
     finally:
         seconds = time.perf_counter() - start
         logging.getLogger(TIMING_LOGGER).info("%s %s %.4f s", step, item, seconds)
+
+
+def run_batch(
+    members: Sequence, run: Callable[[object], bool], log: logging.Logger, failure: str
+) -> list[str]:
+    """Run a batch job's members one after the other; return the ids of those that failed.
+
+    Parameters
+    ----------
+    members : sequence
+        Objects with an ``image`` id (e.g. :class:`aperflow.steps.FieldMember`).
+    run : callable
+        Does one member's steps (each into the member's own logs, catching its errors);
+        returns False when the member has no result.
+    log : logging.Logger
+        The batch job's log: one INFO line per member and a summary. Only INFO: a failure
+        is in the member's own logs, and so once in ``results/problems.ecsv``.
+    failure : str
+        What a failed member lacks, for the log (e.g. ``"no photometry"``).
+    """
+    failed = []
+    start = time.perf_counter()
+    for member in members:
+        t0 = time.perf_counter()
+        ok = run(member)
+        if not ok:
+            failed.append(member.image)
+        state = "done" if ok else f"{failure} (see its logs)"
+        log.info("%s: %s in %.3f s", member.image, state, time.perf_counter() - t0)
+    log.info(
+        "batch of %d images: %d with %s%s; %.2f s in the steps",
+        len(members), len(failed), failure, f" ({', '.join(failed)})" if failed else "",
+        time.perf_counter() - start,
+    )  # fmt: skip
+    return failed
 
 
 def read_timings(logdir: str | Path) -> list[tuple[str, str, float]]:

@@ -144,13 +144,34 @@ def field_background(
         _fail(log, path, "no background", exc)
         nan = np.full((1, 1), np.nan, np.float32)
         bkg = Background(nan, nan, np.nan, np.nan, "failed", f"{path}: {exc}")
-    else:
-        log.info(
-            "%s: background %s = %.5g, rms %.4g (%s)",
-            path, bkg.method, bkg.median, bkg.std, bkg.note,
-        )  # fmt: skip
+        _write_failed_background(bkg, out, path)
+        return bkg
+    log.info(
+        "%s: background %s = %.5g, rms %.4g (%s)",
+        path, bkg.method, bkg.median, bkg.std, bkg.note,
+    )  # fmt: skip
     write_background(bkg, out, image=str(path))
     return bkg
+
+
+def _write_failed_background(bkg: Background, out: PathLike, path: PathLike) -> None:
+    """The file of a failed background: what :func:`aperflow.background.write_background`
+    writes, except that the NaN median and RMS are the string ``"NaN"`` (a FITS header
+    cannot hold a NaN float: astropy refuses it), which ``read_background`` reads as NaN,
+    and that the note (the reason) is not cut."""
+    from astropy.io import fits
+
+    from aperflow.tables import write_fits
+
+    primary = fits.PrimaryHDU()
+    header = primary.header
+    header["BKGMETH"] = (bkg.method, "background method used")
+    header["BKGMED"] = ("NaN", "median background level")
+    header["BKGSTD"] = ("NaN", "median background RMS")
+    header["BKGNOTE"] = bkg.note  # whole (CONTINUE cards): the later steps' error says why
+    header["IMAGE"] = str(path)[:68]
+    maps = [fits.ImageHDU(bkg.background, name="BKG"), fits.ImageHDU(bkg.rms, name="RMS")]
+    write_fits(fits.HDUList([primary, *maps]), out)
 
 
 def field_detect(

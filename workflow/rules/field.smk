@@ -1,7 +1,8 @@
 # field mode (seed 000, first half of seed 003): per image the background (map + RMS),
 # the detected sources and the multi-radius aperture photometry; per group (the dithers of
 # one instrument/detector/filter/pupil/subarray) the merged catalog, a DS9 region file and
-# the plots for the report.
+# the plots for the report. With execution.batch_size > 1 the per-image rules are replaced,
+# for the batched data sets, by one rule per batch of images (at the end of this file).
 
 
 include: "field_common.smk"
@@ -15,6 +16,8 @@ rule background:
     params:
         options=lambda wildcards: get_options(wildcards.dataset),
         image_options=get_image_options(),
+    wildcard_constraints:
+        dataset=FIELD_PER_IMAGE,
     log:
         "logs/{dataset}/background/{image}.log",
     benchmark:
@@ -34,6 +37,8 @@ rule detect:
     params:
         options=lambda wildcards: get_options(wildcards.dataset),
         image_options=get_image_options(),
+    wildcard_constraints:
+        dataset=FIELD_PER_IMAGE,
     log:
         "logs/{dataset}/detect/{image}.log",
     benchmark:
@@ -55,6 +60,8 @@ rule photometry:
     params:
         options=lambda wildcards: get_options(wildcards.dataset),
         image_options=get_image_options(),
+    wildcard_constraints:
+        dataset=FIELD_PER_IMAGE,
     log:
         "logs/{dataset}/photometry/{image}.log",
     benchmark:
@@ -166,6 +173,8 @@ rule plot_field_detections:
         ),
     params:
         images=get_image_options(),
+    wildcard_constraints:
+        dataset=FIELD_PER_IMAGE,
     log:
         "logs/{dataset}/plot_field_detections/{image}.log",
     benchmark:
@@ -174,3 +183,59 @@ rule plot_field_detections:
         "../../envs/aperflow.yaml"
     script:
         "../scripts/field_detections.py"
+
+
+# One rule per batch (execution.batch_size > 1): the four per-image steps of its images in
+# one job, writing exactly the files and logs of the one-image rules above (the same step
+# functions, aperflow.steps). Outputs cannot be a variable list per wildcard, so each batch
+# is its own rule with an explicit list; the batches are known at parse time (the data
+# sets' resolved globs) and chosen so that a new image changes only its own batch.
+for _dataset, _batches in FIELD_BATCHES.items():
+    for _index, _images in enumerate(_batches):
+
+        rule:
+            name:
+                rule_name("field", _dataset, _index)
+            input:
+                images=[DATASETS[_dataset].images[image] for image in _images],
+                apcorr=field_apcorr(_dataset),
+            output:
+                backgrounds=field_batch_files(_dataset, _images, "background", "fits"),
+                sources=field_batch_files(_dataset, _images, "sources", "ecsv"),
+                photometry=field_batch_files(_dataset, _images, "photometry", "ecsv"),
+                parquet=field_batch_files(_dataset, _images, "photometry", "parquet"),
+                plots=[
+                    report(
+                        f"results/{_dataset}/plots/field/{image}_detections.png",
+                        caption="../report/field_detections.rst",
+                        category=f"{_dataset} field",
+                        subcategory="detections",
+                    )
+                    for image in _images
+                ],
+            params:
+                images=list(_images),
+                options=get_options(_dataset),
+                image_options=get_image_options(),
+            resources:
+                # Members run one after the other: the largest image sets the memory.
+                mem_mb=lambda wildcards, input, attempt: batch_mem_mb(
+                    input.size_files_mb, attempt
+                ),
+                runtime=lambda wildcards, input, attempt: batch_runtime(
+                    input.size_files_mb, attempt
+                ),
+            log:
+                batch=f"logs/{_dataset}/field_batch/{_images[0]}.log",
+                background=field_batch_logs(_dataset, _images, "background"),
+                detect=field_batch_logs(_dataset, _images, "detect"),
+                photometry=field_batch_logs(_dataset, _images, "photometry"),
+                plot_field_detections=field_batch_logs(
+                    _dataset, _images, "plot_field_detections"
+                ),
+            benchmark:
+                f"logs/benchmarks/{_dataset}/field_batch/{_images[0]}.tsv"
+            conda:
+                "../../envs/aperflow.yaml"
+            script:
+                "../scripts/field_batch.py"

@@ -1,9 +1,42 @@
-# Input functions and targets of the field rules (field.smk).
+# Input functions, targets and batches of the field rules (field.smk).
+import re
+
+from aperflow.batches import batch_mem_mb, batch_runtime, batch_size, plan_batches, rule_name
+
+FIELD_DATASETS = datasets_of_mode("field")
+
+# execution.batch_size > 1: each field data set's images in batches (aperflow.batches), one
+# job per batch writing the same per-image files; the one-image rules then take only the
+# field data sets that are not batched (none, as the size is global; "(?!)" never matches).
+FIELD_BATCHES = (
+    {name: plan_batches(DATASETS[name].images, batch_size(config)) for name in FIELD_DATASETS}
+    if batch_size(config) > 1
+    else {}
+)
+FIELD_PER_IMAGE = (
+    "|".join(re.escape(name) for name in FIELD_DATASETS if name not in FIELD_BATCHES) or "(?!)"
+)
+
+
+def field_apcorr(dataset):
+    """The aperture-correction table of a field data set as an input list ([] when none)."""
+    path = (get_options(dataset).get("photometry") or {}).get("apcorr")
+    return [path] if path else []
+
 
 def get_field_apcorr(wildcards):
-    """The aperture-correction table of a field data set as an input ([] when none)."""
-    path = (get_options(wildcards.dataset).get("photometry") or {}).get("apcorr")
-    return [path] if path else []
+    """Input function: :func:`field_apcorr` of the job's data set."""
+    return field_apcorr(wildcards.dataset)
+
+
+def field_batch_files(dataset, images, stage, ext):
+    """The per-image ``stage`` files of a batch's images (what the one-image rules write)."""
+    return [f"results/{dataset}/{stage}/{image}.{ext}" for image in images]
+
+
+def field_batch_logs(dataset, images, rule):
+    """The logs the one-image ``rule`` jobs of a batch's images would write."""
+    return [f"logs/{dataset}/{rule}/{image}.log" for image in images]
 
 
 def get_field_group_files(stage, ext="ecsv"):

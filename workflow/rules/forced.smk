@@ -2,7 +2,8 @@
 # on every image of a data set that covers them. Per image (forced), per filter
 # (forced_filter: weighted means over that filter's images), per data set (forced_catalog:
 # one row per region, one column block per filter), plots, and an optional MAST download
-# (forced_archive, off by default).
+# (forced_archive, off by default). With execution.batch_size > 1 the per-image rules are
+# replaced, for the batched data sets, by one rule per batch of images (end of this file).
 include: "forced_common.smk"
 
 
@@ -137,3 +138,53 @@ if any(forced_archive_active(name) for name in FORCED_DATASETS):
             "../../envs/aperflow.yaml"
         script:
             "../scripts/forced_archive.py"
+
+
+# One rule per batch (execution.batch_size > 1): the forced table and the regions plot of
+# its images in one job, writing exactly the files and logs of the one-image rules (the same
+# step functions, aperflow.steps); see the batch rules at the end of field.smk.
+for _dataset, _batches in FORCED_BATCHES.items():
+    for _index, _images in enumerate(_batches):
+
+        rule:
+            name:
+                rule_name("forced", _dataset, _index)
+            input:
+                images=[DATASETS[_dataset].images[image] for image in _images],
+                regions=forced_regions(_dataset),
+                coordinates=forced_coordinates(_dataset),
+            output:
+                tables=[f"results/{_dataset}/forced/{image}.ecsv" for image in _images],
+                plots=[
+                    report(
+                        f"results/{_dataset}/plots/forced/{image}.png",
+                        caption="../report/forced_regions.rst",
+                        category=f"{_dataset} forced",
+                        subcategory="regions on each image",
+                    )
+                    for image in _images
+                ],
+            params:
+                images=list(_images),
+                options=get_options(_dataset),
+                image_options=get_image_options(),
+            resources:
+                # Members run one after the other: the largest image sets the memory.
+                mem_mb=lambda wildcards, input, attempt: batch_mem_mb(
+                    input.size_files_mb, attempt
+                ),
+                runtime=lambda wildcards, input, attempt: batch_runtime(
+                    input.size_files_mb, attempt
+                ),
+            log:
+                batch=f"logs/{_dataset}/forced_batch/{_images[0]}.log",
+                forced=[f"logs/{_dataset}/forced/{image}.log" for image in _images],
+                plot_forced_regions=[
+                    f"logs/{_dataset}/plot_forced_regions/{image}.log" for image in _images
+                ],
+            benchmark:
+                f"logs/benchmarks/{_dataset}/forced_batch/{_images[0]}.tsv"
+            conda:
+                "../../envs/aperflow.yaml"
+            script:
+                "../scripts/forced_batch.py"

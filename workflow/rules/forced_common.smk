@@ -2,6 +2,7 @@
 # forced.smk, which includes this file; kept apart so that rule files hold only rules).
 import re
 
+from aperflow.batches import batch_mem_mb, batch_runtime, batch_size, plan_batches, rule_name
 from aperflow.forced import assign_bands, forced_options
 
 FORCED_DATASETS = datasets_of_mode("forced")
@@ -18,13 +19,27 @@ for _name in FORCED_DATASETS:
     except ValueError as _exc:
         raise WorkflowError(f"config error: datasets.{_name}: {_exc}") from None
 
+# execution.batch_size > 1: each forced data set's images in batches (aperflow.batches), one
+# job per batch (forced.smk) writing the same per-image tables, plots and logs.
+FORCED_BATCHES = (
+    {name: plan_batches(DATASETS[name].images, batch_size(config)) for name in FORCED_DATASETS}
+    if batch_size(config) > 1
+    else {}
+)
+
 # Per-image forced tables share results/{dataset}/forced/ with the data set's catalog:
-# the image wildcard of those rules accepts only the forced data sets' image ids.
+# the image wildcard of the one-image rules accepts only the image ids of the forced data
+# sets that are not batched.
 FORCED_IMAGES = (
     "|".join(
-        sorted(re.escape(i) for name in FORCED_DATASETS for i in DATASETS[name].images)
+        sorted(
+            re.escape(i)
+            for name in FORCED_DATASETS
+            if name not in FORCED_BATCHES
+            for i in DATASETS[name].images
+        )
     )
-    or "NO_FORCED_IMAGE"
+    or "(?!)"
 )
 
 
@@ -34,14 +49,24 @@ def _as_list(value):
     return [value] if isinstance(value, str) else list(value)
 
 
-def get_forced_regions(wildcards):
+def forced_regions(dataset):
     """The DS9 region files of a forced data set."""
-    return _as_list(get_options(wildcards.dataset).get("regions"))
+    return _as_list(get_options(dataset).get("regions"))
+
+
+def forced_coordinates(dataset):
+    """The coordinate lists (CSV/ECSV) of a forced data set."""
+    return _as_list(get_options(dataset).get("coordinates"))
+
+
+def get_forced_regions(wildcards):
+    """Input function: :func:`forced_regions` of the job's data set."""
+    return forced_regions(wildcards.dataset)
 
 
 def get_forced_coordinates(wildcards):
-    """The coordinate lists (CSV/ECSV) of a forced data set."""
-    return _as_list(get_options(wildcards.dataset).get("coordinates"))
+    """Input function: :func:`forced_coordinates` of the job's data set."""
+    return forced_coordinates(wildcards.dataset)
 
 
 def get_forced_bands(dataset):

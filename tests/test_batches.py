@@ -1,0 +1,343 @@
+"""Batches of images per job (execution.batch_size, issue 7): the batch plan, the members'
+own logs and failure isolation, and the workflow with batches equal to one job per image.
+
+The workflow tests share one batched run (fixture ``batch_run``: the demo's field and
+forced data sets with ``batch_size: 2`` and one corrupt file added to the field set) and
+compare it with the shared default run (``demo_run``) byte for byte.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import shutil
+import warnings
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO, run_snakemake
+
+from aperflow.batches import (
+    _boundary,
+    batch_mem_mb,
+    batch_runtime,
+    member_log,
+    plan_batches,
+    read_timings,
+    rule_name,
+    run_batch,
+    timed,
+)
+
+# ------------------------------------------------------------------------- the plan
+
+
+def _ids(n: int, seed: int = 1) -> list[str]:
+    rng = random.Random(seed)
+    return [f"jw{rng.randrange(10**9):09d}_{k:05d}_nrcb1_cal" for k in range(n)]
+
+
+def test_plan_covers_every_image_once_in_sorted_batches_of_at_most_size():
+    ids = _ids(2000)
+    for size in (1, 2, 7, 100):
+        batches = plan_batches(ids + ids[:10], size)
+        assert [i for b in batches for i in b] == sorted(ids)
+        assert max(len(b) for b in batches) <= size
+    assert plan_batches(ids, 1) == [[i] for i in sorted(ids)]
+    with pytest.raises(ValueError, match="batch size must be >= 1"):
+        plan_batches(ids, 0)
+
+
+def test_plan_has_about_one_batch_per_0_6_size_images():
+    """Runs between hash boundaries are ~geometric with mean ``size``, cut at ``size``:
+    E[batches] = N/size x 1/(1 - 1/e) = 1.58 N/size (so batches hold ~0.63 size)."""
+    n, size = 5000, 100
+    count = len(plan_batches(_ids(n), size))
+    assert 1.35 * n / size < count < 1.85 * n / size, count
+
+
+def _run_of(ids: list[str], size: int) -> dict[str, int]:
+    """Index of the run (between hash boundaries) of each id."""
+    runs, k = {}, -1
+    for i, image in enumerate(sorted(ids)):
+        if i == 0 or _boundary(image, size):
+            k += 1
+        runs[image] = k
+    return runs
+
+
+def test_a_new_image_changes_only_the_batches_of_its_run():
+    """Adding an image leaves every batch outside its run as it was (Snakemake reruns
+    nothing of them), where cutting the sorted list every ``size`` would move every later
+    batch."""
+    size = 20
+    ids = _ids(1000)
+    before = {tuple(b) for b in plan_batches(ids, size)}
+    rng = random.Random(7)
+    for _ in range(50):
+        new = f"jw{rng.randrange(10**9):09d}_99999_nrcb1_cal"
+        after = {tuple(b) for b in plan_batches([*ids, new], size)}
+        changed = {i for b in after - before for i in b} - {new}
+        runs = _run_of([*ids, new], size)
+        # Every moved image is in the new image's run (or the run it split off).
+        assert {runs[i] for i in changed} <= {runs[new] - 1, runs[new]}, new
+        assert len(changed) < 8 * size
+    # The naive plan for contrast: an image near the start moves almost every batch.
+    naive = lambda xs: {tuple(sorted(xs)[k : k + size]) for k in range(0, len(xs), size)}  # noqa: E731
+    assert len(naive(ids) - naive(["jw000000000_0_first", *ids])) == len(naive(ids))
+
+
+def test_rule_names_are_valid_and_resources_follow_the_largest_member():
+    assert rule_name("field", "ngc-346 deep", 3) == "field_batch_ngc_346_deep_3"
+    assert batch_mem_mb([10.0, 200.0, 5.0]) == 4 * 200 + 1000
+    assert batch_mem_mb([10.0], attempt=2) == 2 * 1040
+    assert batch_runtime([0.3] * 100) == 3 + 6  # 3 min + 100 x (3 s + 0.3 MB / 100 MB/min)
+    assert batch_runtime([0.3] * 100, attempt=2) == 17  # ceil(2 x 8.3)
+
+
+# -------------------------------------------------------------- logs of the members
+
+
+def test_member_log_writes_the_members_file_and_restores_the_job_log(tmp_path):
+    root = logging.getLogger("aperflow")
+    job = logging.FileHandler(tmp_path / "job.log")
+    root.handlers[:] = [job]
+    root.setLevel(logging.INFO)
+    logging.captureWarnings(True)
+    for k in range(2):
+        with member_log(tmp_path / f"m{k}.log", "background") as log, timed("background", "m"):
+            log.error("m%d.fits: no background: bad", k)
+            warnings.warn("same place, shown for every member", UserWarning, stacklevel=1)
+    logging.getLogger("aperflow.job").info("summary")
+    job.close()
+    for k in range(2):
+        text = (tmp_path / f"m{k}.log").read_text()
+        assert f"ERROR aperflow.background: m{k}.fits: no background: bad" in text
+        assert "shown for every member" in text
+        assert re.search(r"INFO aperflow.timing: background m \d+\.\d{4} s", text)
+    assert (tmp_path / "job.log").read_text() == "summary\n"  # nothing of the members
+    assert root.handlers == [job]
+    timings = read_timings(tmp_path)
+    assert [(step, item) for step, item, _ in timings] == [("background", "m")] * 2
+    assert all(0 <= seconds < 5 for _, _, seconds in timings)
+
+
+def test_run_batch_goes_on_after_a_failed_member_and_says_which(tmp_path):
+    class M:
+        def __init__(self, image):
+            self.image = image
+
+    log = logging.getLogger("aperflow.test_batch")
+    handler = logging.FileHandler(tmp_path / "batch.log")
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    failed = run_batch([M("a"), M("b"), M("c")], lambda m: m.image != "b", log, "no photometry")
+    handler.close()
+    log.removeHandler(handler)
+    assert failed == ["b"]
+    text = (tmp_path / "batch.log").read_text()
+    assert "b: no photometry (see its logs)" in text and "c: done" in text
+    assert "batch of 3 images: 1 with no photometry (b)" in text
+    assert "WARNING" not in text and "ERROR" not in text  # counted once, in b's own logs
+
+
+# ------------------------------------------------------- members of a field batch
+
+
+def _member(tmp_path: Path, image: str, path: Path):
+    from aperflow.steps import FieldMember
+
+    steps = ("background", "detect", "photometry", "plot_field_detections")
+    return FieldMember(
+        image=image,
+        path=str(path),
+        background=str(tmp_path / f"{image}_bkg.fits"),
+        sources=str(tmp_path / f"{image}_sources.ecsv"),
+        photometry=str(tmp_path / f"{image}.ecsv"),
+        parquet=str(tmp_path / f"{image}.parquet"),
+        plot=str(tmp_path / f"{image}.png"),
+        logs={s: str(tmp_path / "logs" / "ds" / s / f"{image}.log") for s in steps},
+    )
+
+
+def test_a_corrupt_member_gets_failed_outputs_and_its_error_in_problems(tmp_path):
+    from aperflow.problems import collect_problems
+    from aperflow.steps import run_field_member
+    from aperflow.tables import read_table
+
+    bad = tmp_path / "broken_cal.fits"
+    bad.write_bytes(b"SIMPLE  =  this is not FITS")
+    member = _member(tmp_path, "broken_cal", bad)
+    for log in member.logs.values():
+        Path(log).parent.mkdir(parents=True, exist_ok=True)
+    assert run_field_member(member, {}, {}, None) is False
+    for path in (member.background, member.sources, member.parquet, member.plot):
+        assert Path(path).stat().st_size > 0, path
+    table = read_table(member.photometry)
+    assert len(table) == 0 and "broken_cal.fits" in table.meta["error"]
+    problems = collect_problems(tmp_path / "logs", tmp_path / "none.ecsv")
+    rows = {(r["stage"], r["item"], r["level"]) for r in problems}
+    assert ("background", "broken_cal", "ERROR") in rows
+    assert ("photometry", "broken_cal", "ERROR") in rows
+    assert ("plot_field_detections", "broken_cal", "WARNING") in rows
+    background = [r for r in problems if r["stage"] == "background"][0]
+    assert str(bad) in background["message"], background["message"]
+
+
+def test_a_batch_catches_what_a_one_image_job_lets_fail(tmp_path, demo_dir):
+    """A bug (here a TypeError from an unknown background option) fails a one-image job,
+    so a rerun retries it; in a batch it fails that member only, with its traceback."""
+    from aperflow.steps import field_background, run_field_member
+
+    image = sorted((demo_dir / "field").glob("*_cal.fits"))[0]
+    options = {"background": {"method": "global", "no_such_option": 1}}
+    with pytest.raises(TypeError):
+        field_background(image, tmp_path / "b.fits", options, {}, logging.getLogger("x"))
+    member = _member(tmp_path, image.stem, image)
+    for log in member.logs.values():
+        Path(log).parent.mkdir(parents=True, exist_ok=True)
+    assert run_field_member(member, options, {}, None) is False
+    text = Path(member.logs["background"]).read_text()
+    assert f"ERROR aperflow.background: {image}: no background: TypeError" in text
+    assert "Traceback" in text
+
+
+# ----------------------------------------------------------- the batched workflow
+
+BATCH_SIZE = 2
+# Sorts beside ..._00003_nrcb1_cal and shares its batch (checked in the test).
+CORRUPT = "jw01234001001_01101_00004_nrcb1_cal"
+
+
+def _batch_config(workdir: Path, size: int, corrupt: bool) -> None:
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["execution"]["batch_size"] = size
+    if corrupt:
+        field = config["datasets"]["demo_field"]
+        field["files"] = [field["files"], "extra/*_cal.fits"]
+    (workdir / "config").mkdir(parents=True, exist_ok=True)
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+
+
+def _demo_copy(demo_run: Path, workdir: Path) -> None:
+    """The demo run's input files (mtimes kept, so demo_data does not run again)."""
+    shutil.copytree(demo_run / "resources", workdir / "resources")
+
+
+def _targets(demo_run: Path) -> list[str]:
+    """Every field and forced output of the demo run, and the inventory."""
+    found = [
+        p
+        for dataset in ("demo_field", "demo_forced")
+        for p in (demo_run / "results" / dataset).rglob("*")
+        if p.is_file()
+    ]
+    if not found:
+        pytest.fail(f"the demo run made no field/forced outputs:\n{_stderr(demo_run)}")
+    return ["results/inventory.ecsv", *sorted(str(p.relative_to(demo_run)) for p in found)]
+
+
+def _stderr(workdir: Path) -> str:
+    path = workdir / "snakemake.stderr"
+    return path.read_text()[-3000:] if path.exists() else ""
+
+
+@pytest.fixture(scope="module")
+def batch_run(demo_run, tmp_path_factory) -> Path:
+    """The demo's field and forced outputs made with batch_size 2, a corrupt file added."""
+    workdir = tmp_path_factory.mktemp("batch_run")
+    _demo_copy(demo_run, workdir)
+    (workdir / "extra").mkdir()
+    (workdir / "extra" / f"{CORRUPT}.fits").write_bytes(b"not a FITS file at all\n" * 100)
+    _batch_config(workdir, BATCH_SIZE, corrupt=True)
+    proc = run_snakemake(workdir, "--cores", "2", *_targets(demo_run), check=False)
+    (workdir / "snakemake.stderr").write_text(proc.stdout + proc.stderr)
+    assert proc.returncode == 0, _stderr(workdir)
+    return workdir
+
+
+def _jobs(log: str) -> dict[str, int]:
+    """Rule name -> jobs, from the "Job stats" table Snakemake prints."""
+    table = log[log.index("Job stats:") :].split("\n\n")[0]
+    return {
+        m.group(1): int(m.group(2))
+        for m in re.finditer(r"^(\S+)\s+(\d+)$", table, re.M)
+        if m.group(1) != "total"
+    }
+
+
+@pytest.mark.slow
+def test_batched_outputs_equal_one_job_per_image(demo_run, batch_run):
+    """Every per-image and group output of the field and forced data sets, byte for byte,
+    made by one job per batch instead of one per image and step."""
+    assert (
+        plan_batches(
+            [p.stem for p in (batch_run / "resources/demo/field").glob("*_cal.fits")] + [CORRUPT],
+            BATCH_SIZE,
+        ).count(["jw01234001001_01101_00003_nrcb1_cal", CORRUPT])
+        == 1
+    )
+    different = [
+        target
+        for target in _targets(demo_run)[1:]
+        if (demo_run / target).read_bytes() != (batch_run / target).read_bytes()
+    ]
+    assert not different, different
+    log = (batch_run / "snakemake.stderr").read_text()
+    ran = {rule for rule in re.findall(r"^(?:local)?rule (\S+):$", log, re.M)}
+    assert not ran & {"background", "detect", "photometry", "plot_field_detections", "forced"}
+    assert {r for r in ran if "_batch_" in r} >= {"field_batch_demo_field_0"}
+
+
+@pytest.mark.slow
+def test_a_corrupt_image_in_a_batch_is_a_problem_and_the_others_finish(batch_run):
+    from aperflow.tables import read_table
+
+    results, logs = batch_run / "results" / "demo_field", batch_run / "logs" / "demo_field"
+    table = read_table(results / "photometry" / f"{CORRUPT}.ecsv")
+    assert len(table) == 0 and f"extra/{CORRUPT}.fits" in table.meta["error"]
+    text = (logs / "background" / f"{CORRUPT}.log").read_text()
+    assert re.search(
+        rf"^ERROR aperflow.background: extra/{CORRUPT}.fits: no background", text, re.M
+    )
+    batch_log = (logs / "field_batch" / "jw01234001001_01101_00003_nrcb1_cal.log").read_text()
+    assert f"{CORRUPT}: no photometry (see its logs)" in batch_log
+    assert "jw01234001001_01101_00003_nrcb1_cal: done" in batch_log
+    problems = read_table(batch_run / "results" / "problems.ecsv").filled("")
+    rows = {(r["dataset"], r["stage"], r["item"], r["level"]) for r in problems}
+    assert ("demo_field", "inventory", CORRUPT, "ERROR") in rows
+    assert ("demo_field", "background", CORRUPT, "ERROR") in rows
+    assert ("demo_field", "photometry", CORRUPT, "ERROR") in rows
+    # The corrupt file is left out of its group: the catalog equals the demo run's (above).
+    assert not any(r[1] in ("catalog", "field_batch") for r in rows), rows
+
+
+@pytest.mark.slow
+def test_dry_run_has_one_job_per_batch(demo_run, tmp_path):
+    """``snakemake -n`` after the inventory: 6 + 2 images x steps become batches."""
+    workdir = tmp_path / "dry"
+    _demo_copy(demo_run, workdir)
+    (workdir / "results").mkdir()
+    shutil.copy2(demo_run / "results" / "inventory.ecsv", workdir / "results")
+    counts = {}
+    for size in (1, BATCH_SIZE):
+        _batch_config(workdir, size, corrupt=False)
+        proc = run_snakemake(workdir, "-n", "--cores", "2", *_targets(demo_run)[1:])
+        counts[size] = _jobs(proc.stdout + proc.stderr)
+    one, batched = counts[1], counts[BATCH_SIZE]
+    field = sorted(p.stem for p in (workdir / "resources/demo/field").glob("*_cal.fits"))
+    forced = sorted(p.stem for p in (workdir / "resources/demo/forced").glob("*_drc.fits"))
+    for rule in ("background", "detect", "photometry", "plot_field_detections"):
+        assert one[rule] == len(field) and rule not in batched
+    assert one["forced"] == one["plot_forced_regions"] == len(forced)
+    assert "forced" not in batched and "plot_forced_regions" not in batched
+    field_batches = sum(n for r, n in batched.items() if r.startswith("field_batch_"))
+    forced_batches = sum(n for r, n in batched.items() if r.startswith("forced_batch_"))
+    assert field_batches == len(plan_batches(field, BATCH_SIZE)) < 4 * len(field)
+    assert forced_batches == len(plan_batches(forced, BATCH_SIZE)) < 2 * len(forced)
+    # The group steps are the same jobs either way.
+    for rule in ("catalog", "forced_filter", "forced_catalog", "plot_field_sky"):
+        assert one[rule] == batched[rule]
