@@ -59,15 +59,15 @@ ANY: tuple[type[BaseException], ...] = (Exception,)
 
 PathLike = str | Path
 
-#: Modules each step imports on first use (photutils, scipy.stats, pandas under pyarrow's
-#: Parquet writer, matplotlib: ~2 s together). Jobs import them with :func:`preload` before
+#: Modules each step imports on first use (photutils, pandas under pyarrow's Parquet
+#: writer, matplotlib: ~1.5 s together). Jobs import them with :func:`preload` before
 #: the timed work, so that a job's start-up is not counted as time inside the steps.
 _PRELOAD = {
     "background": ("aperflow.photometry", "photutils.background"),
     "detect": ("aperflow.photometry", "photutils.detection"),
-    "photometry": ("aperflow.photometry", "scipy.stats", "pyarrow.parquet", "pandas"),
+    "photometry": ("aperflow.photometry", "pyarrow.parquet", "pandas"),
     "plot_field_detections": ("aperflow.plots.field", "aperflow.plots.forced"),
-    "forced": ("aperflow.forced", "aperflow.regions", "scipy.stats"),
+    "forced": ("aperflow.forced", "aperflow.regions"),
     "plot_forced_regions": ("aperflow.plots.forced",),
 }
 
