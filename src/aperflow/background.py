@@ -192,6 +192,8 @@ def _two_d(data, bad, cfg: _Settings):
     bkg_est, rms_est = _estimators(cfg.estimator, cfg.rms_estimator, clip)
     cov = None if cfg.coverage_mask is None else np.asarray(cfg.coverage_mask, dtype=bool)
     mask = bad if cov is None else bad & ~cov  # coverage pixels are masked separately
+    if not mask.any():
+        mask = None  # spares Background2D's mask passes over the image
     # Background2D as it is, with its box statistics computed by sorting each box once
     # (aperflow.boxstats: the same clip and estimators, ~5x faster)
     result = Background2D(
