@@ -128,6 +128,12 @@ def test_fast_sigma_clip_sets_clipped_pixels_to_nan_like_astropy():
     fast = FastSigmaClip(clip)
     got = fast(data.copy(), axis=-1, masked=False, copy=False)
     np.testing.assert_array_equal(got, want)  # NaN in the same places, values untouched
+    many = _rows(np.float32, m=1300, n=200).reshape(13, 100, -1)  # several row chunks
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want_many = clip(many, axis=-1, masked=False, copy=True)
+    got_many = FastSigmaClip(clip, workers=2)(many, axis=-1, masked=False, copy=True)
+    np.testing.assert_array_equal(got_many, want_many)
     inplace = data.copy()
     assert np.shares_memory(fast(inplace, axis=-1, masked=False, copy=False), inplace)
     kept = data.copy()

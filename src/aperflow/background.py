@@ -151,10 +151,20 @@ class SeparableZoomInterpolator:
         factor = np.broadcast_to(np.atleast_1d(kwargs["box_size"]), 2)
         zy = _zoom_matrix(data.shape[0], int(factor[0]))
         zx = _zoom_matrix(data.shape[1], int(factor[1]))
-        full = (zy[: shape[0]] @ data) @ zx[: shape[1]].T
+        full = self._buffer(shape)
+        np.matmul(zy[: shape[0]] @ data, zx[: shape[1]].T, out=full)
+        np.clip(full, data.min(), data.max(), out=full)
         result = np.empty(shape, dtype=dtype)
-        np.clip(full, data.min(), data.max(), out=result, casting="same_kind")
+        np.copyto(result, full, casting="same_kind")
         return result
+
+    def _buffer(self, shape) -> np.ndarray:
+        """A float64 work array of ``shape``, kept for the next map (the RMS after the
+        background) instead of a new 128 MB array each time."""
+        buffer = getattr(self, "_work", None)
+        if buffer is None or buffer.shape != tuple(shape):
+            buffer = self._work = np.empty(shape)
+        return buffer
 
 
 @functools.lru_cache(maxsize=16)

@@ -457,8 +457,7 @@ class FastSigmaClip:
         c = self.sigma_clip
         clip = (None, None) if c is None else (c.sigma_lower, c.sigma_upper, c.maxiters, c.cenfunc)
         stats = row_statistics(rows, *clip, mad_std=self.mad_std, workers=self.workers)
-        keep = (rows >= stats.lower[:, None]) & (rows <= stats.upper[:, None])
-        np.copyto(rows, np.nan, where=~keep)  # as SigmaClip: clipped and non-finite -> NaN
+        _nan_outside(rows, stats.lower, stats.upper, self.workers)
         result = rows.reshape(data.shape)
         self._last = (weakref.ref(result), stats)
         return result
@@ -471,6 +470,26 @@ class FastSigmaClip:
             return self._last[1]
         rows = data.reshape(-1, data.shape[-1])
         return row_statistics(rows, None, None, mad_std=self.mad_std, workers=self.workers)
+
+
+def _nan_outside(rows, lower, upper, workers: int = 1) -> None:
+    """Set to NaN, in place, the pixels of each row outside ``[lower, upper]`` and the
+    non-finite ones (as ``SigmaClip(masked=False)``), in row chunks on threads."""
+
+    def clip(part: slice) -> None:
+        values = rows[part]
+        keep = (values >= lower[part, None]) & (values <= upper[part, None])
+        np.copyto(values, np.nan, where=~keep)
+
+    parts = [slice(start, start + 512) for start in range(0, len(rows), 512)]
+    if workers > 1 and len(parts) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(int(workers), len(parts))) as pool:
+            list(pool.map(clip, parts))
+    else:
+        for part in parts:
+            clip(part)
 
 
 class _FastEstimator:
