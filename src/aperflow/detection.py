@@ -312,32 +312,32 @@ def _segmentation(data, threshold, mask, fwhm, npixels, deblend, exclude_border)
     return out
 
 
-def _detection_arrays(data, rms, mask, threshold):
-    """The finders' inputs: the image in float64 with bad pixels set to 0, the threshold
-    ``threshold * rms`` (float64; inf where the RMS is not finite) and the bad pixels
-    (masked, non-finite data or RMS)."""
-    given = data
-    data = np.asarray(data, dtype=float)
+def _detection_arrays(data, rms, mask, threshold, rows: slice = slice(None)):
+    """The finders' inputs for the image rows ``rows``: the image in float64 with bad
+    pixels set to 0, the threshold ``threshold * rms`` (float64; inf where the RMS is not
+    finite) and the bad pixels (masked, non-finite data or RMS)."""
+    full = np.asarray(data)
+    given = full[rows]
+    data = np.asarray(given, dtype=float)
     bad = ~np.isfinite(data)
     if mask is not None:
-        bad |= np.asarray(mask, dtype=bool)
-    rms = np.asarray(rms)
+        bad |= np.asarray(mask, dtype=bool)[rows]
+    rms = np.broadcast_to(np.asarray(rms), full.shape)[rows]
     rms_bad = ~np.isfinite(rms)
     level = np.multiply(threshold, rms, dtype=np.float64)  # float64 whatever the RMS dtype
     if rms_bad.any():
-        level = np.where(rms_bad, np.inf, level)
-        bad |= np.broadcast_to(rms_bad, data.shape)
-    level = np.broadcast_to(level, data.shape)
+        level[rms_bad] = np.inf
+        bad |= rms_bad
     if bad.any():
         # zero the bad pixels in a copy (np.asarray may have returned the caller's array)
-        clean = data.copy() if data is given or np.shares_memory(data, given) else data
+        clean = data.copy() if np.shares_memory(data, given) else data
         clean[bad] = 0.0
     else:
         clean = data
     return clean, level, bad
 
 
-def find_stars_in_strips(make_finder, data, threshold, mask, workers: int = 1) -> Table:
+def find_stars_in_strips(make_finder, prepare, shape, workers: int = 1) -> Table:
     """Run a photutils star finder over horizontal strips of the image on threads.
 
     Each strip covers the rows it owns plus a halo of ``3 * half-kernel + 4`` rows on
@@ -347,19 +347,22 @@ def find_stars_in_strips(make_finder, data, threshold, mask, workers: int = 1) -
     strips is kept by the one owning its ``y``, the boundary put in the middle of the
     widest gap between the sources' ``y`` near the strip edge (so that the two strips'
     ``y``, which may differ in the last bit, fall on the same side). ``scipy.ndimage``
-    filters release the GIL: the strips run in parallel. The table equals that of one
-    call on the whole image (``y`` to ~1e-12 px), rows in another order.
+    filters release the GIL: the strips run in parallel, each preparing its own pixels.
+    The table equals that of one call on the whole image (``y`` to ~1e-12 px), rows in
+    another order.
 
     Parameters
     ----------
     make_finder : callable
-        ``make_finder(threshold_part)`` -> a photutils star finder for that threshold.
-    data : ndarray
-        Background-subtracted image (float, no NaN).
-    threshold : ndarray
-        Per-pixel threshold (same shape); strips only where it is positive everywhere.
-    mask : ndarray of bool
-        Pixels to ignore.
+        ``make_finder(threshold)`` -> a photutils star finder for that threshold (a
+        scalar or the strip's per-pixel array).
+    prepare : callable
+        ``prepare(rows)`` -> ``(data, threshold, mask)`` for the image rows ``rows`` (a
+        slice): background-subtracted image without NaN, per-pixel threshold, pixels
+        to ignore. The threshold must be positive everywhere when ``workers > 1`` (a
+        zero threshold switches photutils' flux check off for a whole catalog).
+    shape : (int, int)
+        Shape of the image.
     workers : int
         Strips (threads); 1 runs the finder once on the whole image.
 
@@ -368,31 +371,25 @@ def find_stars_in_strips(make_finder, data, threshold, mask, workers: int = 1) -
     astropy.table.Table
         :func:`find_sources`' columns but ``id``.
     """
-    ny = data.shape[0]
-    half = max(make_finder(threshold[:1]).kernel.data.shape) // 2
+    ny = shape[0]
+    half = max(make_finder(1.0).kernel.data.shape) // 2
     halo = 3 * half + 4
     workers = max(1, min(int(workers), ny // (4 * halo)))
-    # a zero threshold switches photutils' flux check off for the whole catalog
-    if workers > 1 and not np.all(threshold > 0):
-        workers = 1
     edges = np.linspace(0, ny, workers + 1).astype(int)
     spans = [
-        (max(a - halo, 0), min(b + halo, ny)) for a, b in zip(edges[:-1], edges[1:], strict=True)
+        slice(max(a - halo, 0), min(b + halo, ny))
+        for a, b in zip(edges[:-1], edges[1:], strict=True)
     ]
     with warnings.catch_warnings():
         # "no sources found" is reported by the caller; set once here, as the threads
         # must not each swap the (process-wide) warning filters
         warnings.simplefilter("ignore")
         if workers == 1:
-            return _find_in_strip(make_finder, data, threshold, mask, 0, ny)
+            return _find_in_strip(make_finder, prepare, spans[0])
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(workers) as pool:
-            parts = list(
-                pool.map(
-                    lambda span: _find_in_strip(make_finder, data, threshold, mask, *span), spans
-                )
-            )
+            parts = list(pool.map(lambda rows: _find_in_strip(make_finder, prepare, rows), spans))
     cuts = [-np.inf]
     for part, edge in zip(parts[:-1], edges[1:-1], strict=True):
         cuts.append(_strip_boundary(np.asarray(part["y"]), float(edge)))
@@ -406,11 +403,11 @@ def find_stars_in_strips(make_finder, data, threshold, mask, workers: int = 1) -
     return vstack(kept)
 
 
-def _find_in_strip(make_finder, data, threshold, mask, y0: int, y1: int) -> Table:
-    """The finder's sources on rows ``y0:y1``, in image coordinates."""
-    finder = make_finder(threshold[y0:y1])
-    found = _from_starfinder(finder.find_stars(data[y0:y1], mask=mask[y0:y1]))
-    found["y"] += y0
+def _find_in_strip(make_finder, prepare, rows: slice) -> Table:
+    """The finder's sources on the image rows ``rows``, in image coordinates."""
+    data, threshold, mask = prepare(rows)
+    found = _from_starfinder(make_finder(threshold).find_stars(data, mask=mask))
+    found["y"] += rows.start
     return found
 
 
@@ -499,17 +496,20 @@ def find_sources(
     if not fwhm or fwhm <= 0:
         raise ValueError(f"detection needs a positive FWHM, got {fwhm}")
     kernel_fwhm = max(float(fwhm), float(min_kernel_fwhm or 0.0))
-    clean, level, bad = _detection_arrays(data, rms, mask, threshold)
-    if bad.all():
-        sources = _empty_sources()
-    elif method == "segmentation":
-        sources = _segmentation(clean, level, bad, kernel_fwhm, npixels, deblend, exclude_border)
+    if method == "segmentation":
+        clean, level, bad = _detection_arrays(data, rms, mask, threshold)
+        if bad.all():
+            sources = _empty_sources()
+        else:
+            sources = _segmentation(
+                clean, level, bad, kernel_fwhm, npixels, deblend, exclude_border
+            )
     else:
 
-        def finder(level_part):
+        def finder(level):
             return _starfinder(
                 method,
-                level_part,
+                level,
                 kernel_fwhm,
                 sharpness,
                 roundness,
@@ -518,7 +518,13 @@ def find_sources(
                 min_separation=0.0,
             )
 
-        sources = find_stars_in_strips(finder, clean, level, bad, workers)
+        def prepare(rows: slice):
+            return _detection_arrays(data, rms, mask, threshold, rows)
+
+        # strips need a positive threshold everywhere (inf where the RMS is not finite)
+        if threshold <= 0 or np.any(np.asarray(rms) <= 0):
+            workers = 1
+        sources = find_stars_in_strips(finder, prepare, np.shape(data), workers)
     if len(sources):
         # brightest first; ties (equal fluxes) in position order, whatever the finder's
         order = np.lexsort((sources["x"], sources["y"], -np.asarray(sources["flux"])))
