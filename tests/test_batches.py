@@ -334,10 +334,19 @@ def test_dry_run_has_one_job_per_batch(demo_run, tmp_path):
         assert one[rule] == len(field) and rule not in batched
     assert one["forced"] == one["plot_forced_regions"] == len(forced)
     assert "forced" not in batched and "plot_forced_regions" not in batched
-    field_batches = sum(n for r, n in batched.items() if r.startswith("field_batch_"))
-    forced_batches = sum(n for r, n in batched.items() if r.startswith("forced_batch_"))
-    assert field_batches == len(plan_batches(field, BATCH_SIZE)) < 4 * len(field)
-    assert forced_batches == len(plan_batches(forced, BATCH_SIZE)) < 2 * len(forced)
+
+    def batch_jobs(mode: str, lists: bool = False) -> int:
+        return sum(
+            n
+            for r, n in batched.items()
+            if r.startswith(f"{mode}_batch_") and r.endswith("_images") == lists
+        )
+
+    assert batch_jobs("field") == len(plan_batches(field, BATCH_SIZE)) < 4 * len(field)
+    assert batch_jobs("forced") == len(plan_batches(forced, BATCH_SIZE)) < 2 * len(forced)
+    # Plus one trivial local job per batch writing its list of images (resources.smk).
+    assert batch_jobs("field", lists=True) == batch_jobs("field")
+    assert batch_jobs("forced", lists=True) == batch_jobs("forced")
     # The group steps are the same jobs either way.
     for rule in ("catalog", "forced_filter", "forced_catalog", "plot_field_sky"):
         assert one[rule] == batched[rule]

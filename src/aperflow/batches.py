@@ -28,6 +28,8 @@ __all__ = [
     "batch_mem_mb",
     "batch_runtime",
     "batch_size",
+    "image_list_path",
+    "listed_sizes_mb",
     "member_log",
     "plan_batches",
     "read_timings",
@@ -102,6 +104,25 @@ def plan_batches(images: Iterable[str], size: int) -> list[list[str]]:
             runs.append([])
         runs[-1].append(image)
     return [part for run in runs for part in _split(run, size)]
+
+
+def image_list_path(dataset: str, first: str) -> str:
+    """The list of a batch's image files (one path a line), named by its first image.
+
+    A batch job reads its images through this one small file (written by a trivial local
+    rule from the images) instead of declaring them all as its inputs: Snakemake records,
+    for every output of a job, a checksum or at least four ``stat`` calls per input, so a
+    job with B images as inputs and 5 B outputs would cost it 5 B^2 of them (10-15 us each
+    without checksums, ~150 us with the default checksum of sub-MB files). A changed image
+    still reruns its batch: the list is rewritten (newer), so the batch is out of date.
+    """
+    return f"results/{dataset}/batches/{first}.txt"
+
+
+def listed_sizes_mb(image_list: str | Path) -> list[float]:
+    """Sizes (MB) of the files named in an image list (:func:`image_list_path`)."""
+    paths = Path(image_list).read_text().splitlines()
+    return [Path(p).stat().st_size / 1e6 for p in paths if p]
 
 
 def batch_mem_mb(sizes_mb: Sequence[float], attempt: int = 1) -> int:

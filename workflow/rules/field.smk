@@ -189,7 +189,8 @@ rule plot_field_detections:
 # one job, writing exactly the files and logs of the one-image rules above (the same step
 # functions, aperflow.steps). Outputs cannot be a variable list per wildcard, so each batch
 # is its own rule with an explicit list; the batches are known at parse time (the data
-# sets' resolved globs) and chosen so that a new image changes only its own batch.
+# sets' resolved globs) and chosen so that a new image changes only its own batch. Their
+# images come in through one list file per batch (rules in resources.smk).
 for _dataset, _batches in FIELD_BATCHES.items():
     for _index, _images in enumerate(_batches):
 
@@ -197,7 +198,8 @@ for _dataset, _batches in FIELD_BATCHES.items():
             name:
                 rule_name("field", _dataset, _index)
             input:
-                images=[DATASETS[_dataset].images[image] for image in _images],
+                # The images through their list (resources.smk): see image_list_path.
+                images=image_list_path(_dataset, _images[0]),
                 apcorr=field_apcorr(_dataset),
             output:
                 backgrounds=field_batch_files(_dataset, _images, "background", "fits"),
@@ -215,15 +217,16 @@ for _dataset, _batches in FIELD_BATCHES.items():
                 ],
             params:
                 images=list(_images),
+                paths=[DATASETS[_dataset].images[image] for image in _images],
                 options=get_options(_dataset),
                 image_options=get_image_options(),
             resources:
                 # Members run one after the other: the largest image sets the memory.
                 mem_mb=lambda wildcards, input, attempt: batch_mem_mb(
-                    input.size_files_mb, attempt
+                    listed_sizes_mb(input.images), attempt
                 ),
                 runtime=lambda wildcards, input, attempt: batch_runtime(
-                    input.size_files_mb, attempt
+                    listed_sizes_mb(input.images), attempt
                 ),
             log:
                 batch=f"logs/{_dataset}/field_batch/{_images[0]}.log",

@@ -1,7 +1,15 @@
 # Input functions, targets and batches of the field rules (field.smk).
 import re
 
-from aperflow.batches import batch_mem_mb, batch_runtime, batch_size, plan_batches, rule_name
+from aperflow.batches import (
+    batch_mem_mb,
+    batch_runtime,
+    batch_size,
+    image_list_path,
+    listed_sizes_mb,
+    plan_batches,
+    rule_name,
+)
 
 FIELD_DATASETS = datasets_of_mode("field")
 

@@ -150,7 +150,8 @@ for _dataset, _batches in FORCED_BATCHES.items():
             name:
                 rule_name("forced", _dataset, _index)
             input:
-                images=[DATASETS[_dataset].images[image] for image in _images],
+                # The images through their list (resources.smk): see image_list_path.
+                images=image_list_path(_dataset, _images[0]),
                 regions=forced_regions(_dataset),
                 coordinates=forced_coordinates(_dataset),
             output:
@@ -166,15 +167,16 @@ for _dataset, _batches in FORCED_BATCHES.items():
                 ],
             params:
                 images=list(_images),
+                paths=[DATASETS[_dataset].images[image] for image in _images],
                 options=get_options(_dataset),
                 image_options=get_image_options(),
             resources:
                 # Members run one after the other: the largest image sets the memory.
                 mem_mb=lambda wildcards, input, attempt: batch_mem_mb(
-                    input.size_files_mb, attempt
+                    listed_sizes_mb(input.images), attempt
                 ),
                 runtime=lambda wildcards, input, attempt: batch_runtime(
-                    input.size_files_mb, attempt
+                    listed_sizes_mb(input.images), attempt
                 ),
             log:
                 batch=f"logs/{_dataset}/forced_batch/{_images[0]}.log",

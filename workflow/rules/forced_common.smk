@@ -2,7 +2,15 @@
 # forced.smk, which includes this file; kept apart so that rule files hold only rules).
 import re
 
-from aperflow.batches import batch_mem_mb, batch_runtime, batch_size, plan_batches, rule_name
+from aperflow.batches import (
+    batch_mem_mb,
+    batch_runtime,
+    batch_size,
+    image_list_path,
+    listed_sizes_mb,
+    plan_batches,
+    rule_name,
+)
 from aperflow.forced import assign_bands, forced_options
 
 FORCED_DATASETS = datasets_of_mode("forced")

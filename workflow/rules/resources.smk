@@ -1,9 +1,37 @@
-# Execution: which rules stay on the submitting machine under a cluster executor.
+# Execution: the rules that stay on the submitting machine under a cluster executor, and the
+# image lists of the batches (execution.batch_size > 1).
 # Include this file LAST in the Snakefile (after every rule file): it keeps only the names of
 # rules that exist, so the list may name steps a configuration does not have (demo_data
-# exists only with demo.activate, forced_archive only when a data set asks for it).
-# Resources, groups and batch sizes are in the profiles (profiles/slurm/config.yaml): the
-# command line cannot mark a rule local, so this is the one rule-side piece.
+# exists only with demo.activate, forced_archive only when a data set asks for it), and it
+# reads the batches that field.smk and forced.smk planned.
+# Resources, groups and the scheduler are in the profiles (profiles/slurm/config.yaml): the
+# command line cannot mark a rule local, so this is the rule-side piece.
+
+# One list of image files per batch: the batch rule's input instead of its B images, which
+# would cost Snakemake 5 B^2 metadata operations per batch (aperflow.batches.image_list_path).
+# A trivial shell job, kept local.
+BATCH_LIST_RULES = []
+for _dataset, _batches in sorted({**FIELD_BATCHES, **FORCED_BATCHES}.items()):
+    for _index, _images in enumerate(_batches):
+        _mode = DATASETS[_dataset].mode
+        BATCH_LIST_RULES.append(f"{rule_name(_mode, _dataset, _index)}_images")
+
+        rule:
+            name:
+                BATCH_LIST_RULES[-1]
+            input:
+                [DATASETS[_dataset].images[image] for image in _images],
+            output:
+                image_list_path(_dataset, _images[0]),
+            log:
+                f"logs/{_dataset}/batch_images/{_images[0]}.log",
+            benchmark:
+                f"logs/benchmarks/{_dataset}/batch_images/{_images[0]}.tsv"
+            conda:
+                "../../envs/aperflow.yaml"
+            shell:
+                "printf '%s\\n' {input:q} > {output:q} 2> {log:q}"
+
 
 # Each SLURM job costs 5-12 s of start-up; these steps are cheaper than that, or (the
 # archive query) need the network that compute nodes often lack.
@@ -13,4 +41,4 @@ LOCALRULES = sorted(
     & {rule.name for rule in workflow.rules}
 )
 
-workflow.localrules(*LOCALRULES)
+workflow.localrules(*LOCALRULES, *BATCH_LIST_RULES)

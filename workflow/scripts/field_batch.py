@@ -10,7 +10,7 @@ log = job_logger(snakemake.log.batch, snakemake.rule)
 out, logs, params = snakemake.output, snakemake.log, snakemake.params
 steps = ("background", "detect", "photometry", "plot_field_detections")
 preload(*steps)  # imports before the timed work
-images = zip(params.images, snakemake.input.images, strict=True)
+images = zip(params.images, params.paths, strict=True)
 members = [
     FieldMember(
         image=image,

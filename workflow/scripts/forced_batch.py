@@ -17,7 +17,7 @@ targets = read_targets(
     list(snakemake.input.regions), list(snakemake.input.coordinates),
     options["default_radius_arcsec"],
 )  # fmt: skip
-images = zip(params.images, snakemake.input.images, strict=True)
+images = zip(params.images, params.paths, strict=True)
 members = [
     ForcedMember(
         image=image,
