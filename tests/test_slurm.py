@@ -9,7 +9,10 @@ What runs: a representative subset of the demo's outputs, chosen from the shared
 (fixture ``demo_run``): the inventory, and for every data set each ECSV of its first group
 (per-image tables of that group's images and the group's own tables), plus its data-set-wide
 tables when it has one group only (else they would need every group). Plots are left out.
-That keeps the run to a few SLURM submissions.
+That keeps the run to a few SLURM submissions. The config has ``execution.batch_size: 2``,
+so the field and forced images go as batch jobs (one submission per batch) while the
+standard and time-series images go as grouped one-image jobs: both ways are checked against
+the local run made one job per image.
 The run is bounded by ``timeout -s KILL`` (SIGINT does not stop Snakemake while it waits on
 SLURM) and every job it left is cancelled with ``scancel``.
 
@@ -22,16 +25,20 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import REPO
 
 #: Wall-time bound of the SLURM run (s); each submission costs 5-12 s of start-up.
 SLURM_RUN_TIMEOUT = 420
+#: execution.batch_size of the SLURM run (the local reference has one job per image).
+BATCH_SIZE = 2
 START = REPO / "scripts" / "slurm" / "start.sh"
 STOP = REPO / "scripts" / "slurm" / "stop.sh"
 
@@ -128,8 +135,10 @@ def _skip_if_code_changed(mtime: float) -> None:
 
 def run_with_profile(workdir: Path, targets: list[str]) -> subprocess.CompletedProcess:
     """The workflow in ``workdir`` through profiles/slurm, killed after SLURM_RUN_TIMEOUT."""
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["execution"]["batch_size"] = BATCH_SIZE
     (workdir / "config").mkdir(parents=True, exist_ok=True)
-    shutil.copy(REPO / "config" / "config.yaml", workdir / "config" / "config.yaml")
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config))
     cmd = [
         "timeout", "-s", "KILL", str(SLURM_RUN_TIMEOUT),
         sys.executable, "-m", "snakemake",
@@ -163,8 +172,11 @@ def test_slurm_profile_matches_local_run(demo_run, slurm_cluster, tmp_path):
         f"SLURM run killed after {SLURM_RUN_TIMEOUT} s:\n{log[-4000:]}"
     )
     assert proc.returncode == 0, f"SLURM run failed ({proc.returncode}):\n{log[-6000:]}"
-    # The jobs really went through SLURM (rules kept local by resources.smk do not count).
+    # The jobs really went through SLURM (rules kept local by resources.smk do not count),
+    # the field and forced images as batch jobs.
     assert "has been submitted with SLURM jobid" in log, log[-3000:]
+    assert re.search(r"rule field_batch_demo_field_\d+:", log), log[-3000:]
+    assert re.search(r"rule forced_batch_demo_forced_\d+:", log), log[-3000:]
 
     different = []
     for target in targets:
