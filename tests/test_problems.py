@@ -47,6 +47,9 @@ def test_job_logger_writes_warnings_and_uncaught_errors(tmp_path):
     import sys
     import warnings
 
+    # An earlier test's job_logger may have left warnings captured by logging; pytest then
+    # swaps showwarning for its own recorder and captureWarnings(True) would be a no-op.
+    logging.captureWarnings(False)
     log = job_logger(str(tmp_path / "job.log"), "test")
     log.info("started")
     warnings.warn("odd header", UserWarning, stacklevel=1)
@@ -59,6 +62,7 @@ def test_job_logger_writes_warnings_and_uncaught_errors(tmp_path):
     assert "WARNING py.warnings:" in text and "odd header" in text
     assert "ERROR aperflow.test: ValueError: x.fits: no SCI" in text
     logging.getLogger("aperflow").handlers.clear()
+    logging.captureWarnings(False)
     sys.excepthook = sys.__excepthook__
 
 
