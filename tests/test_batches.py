@@ -22,6 +22,7 @@ from conftest import REPO, run_snakemake
 from aperflow.batches import (
     _boundary,
     batch_mem_mb,
+    batch_members,
     batch_runtime,
     member_log,
     plan_batches,
@@ -95,6 +96,18 @@ def test_rule_names_are_valid_and_resources_follow_the_largest_member():
     assert batch_mem_mb([10.0], attempt=2) == 2 * 1040
     assert batch_runtime([0.3] * 100) == 3 + 6  # 3 min + 100 x (3 s + 0.3 MB / 100 MB/min)
     assert batch_runtime([0.3] * 100, attempt=2) == 17  # ceil(2 x 8.3)
+
+
+def test_batch_members_come_from_the_image_list_and_must_match_the_outputs(tmp_path):
+    listed = tmp_path / "list.txt"
+    listed.write_text("data/a.b_cal.fits\ndata/c_cal.fits.gz\n")
+    outputs = ["results/ds/photometry/a.b_cal.ecsv", "results/ds/photometry/c_cal.ecsv"]
+    assert batch_members(listed, outputs) == [
+        (0, "a.b_cal", "data/a.b_cal.fits"),
+        (1, "c_cal", "data/c_cal.fits.gz"),
+    ]
+    with pytest.raises(ValueError, match="do not match the outputs"):
+        batch_members(listed, outputs[::-1])
 
 
 # -------------------------------------------------------------- logs of the members
@@ -190,12 +203,12 @@ def test_a_corrupt_member_gets_failed_outputs_and_its_error_in_problems(tmp_path
 def test_a_batch_catches_what_a_one_image_job_lets_fail(tmp_path, demo_dir):
     """A bug (here a TypeError from an unknown background option) fails a one-image job,
     so a rerun retries it; in a batch it fails that member only, with its traceback."""
-    from aperflow.steps import field_background, run_field_member
+    from aperflow.steps import ImageStep, field_background, run_field_member
 
     image = sorted((demo_dir / "field").glob("*_cal.fits"))[0]
     options = {"background": {"method": "global", "no_such_option": 1}}
-    with pytest.raises(TypeError):
-        field_background(image, tmp_path / "b.fits", options, {}, logging.getLogger("x"))
+    with pytest.raises(TypeError, match="no_such_option"):
+        field_background(ImageStep(image), tmp_path / "b.fits", options)
     member = _member(tmp_path, image.stem, image)
     for log in member.logs.values():
         Path(log).parent.mkdir(parents=True, exist_ok=True)

@@ -26,12 +26,15 @@ from pathlib import Path
 
 __all__ = [
     "batch_mem_mb",
+    "batch_members",
     "batch_runtime",
     "batch_size",
     "image_list_path",
     "listed_sizes_mb",
     "member_log",
+    "member_log_path",
     "plan_batches",
+    "read_image_list",
     "read_timings",
     "rule_name",
     "run_batch",
@@ -119,10 +122,41 @@ def image_list_path(dataset: str, first: str) -> str:
     return f"results/{dataset}/batches/{first}.txt"
 
 
+def read_image_list(image_list: str | Path) -> list[str]:
+    """The image files named in an image list (:func:`image_list_path`), in batch order."""
+    return [line for line in Path(image_list).read_text().splitlines() if line]
+
+
 def listed_sizes_mb(image_list: str | Path) -> list[float]:
     """Sizes (MB) of the files named in an image list (:func:`image_list_path`)."""
-    paths = Path(image_list).read_text().splitlines()
-    return [Path(p).stat().st_size / 1e6 for p in paths if p]
+    return [Path(p).stat().st_size / 1e6 for p in read_image_list(image_list)]
+
+
+def batch_members(image_list: str | Path, outputs: Sequence[str]) -> list[tuple[int, str, str]]:
+    """(index, image id, file) of each image of a batch, from its image list.
+
+    ``outputs`` is one of the batch rule's per-image output lists, ``<image>.<ext>`` in
+    the order of the image list (the rule writes both from one sorted batch); the names are
+    checked, so that no image can get another's files.
+    """
+    from aperflow.datasets import image_id
+
+    paths = read_image_list(image_list)
+    ids = [image_id(p) for p in paths]
+    stems = [Path(o).stem for o in outputs]
+    if ids != stems:
+        raise ValueError(f"{image_list}: images {ids} do not match the outputs {stems}")
+    return [(k, image, path) for k, (image, path) in enumerate(zip(ids, paths, strict=True))]
+
+
+def member_log_path(dataset: str, step: str, image: str) -> str:
+    """The log of one image's step: the log file its one-image job would write.
+
+    A batch job writes these without declaring them to Snakemake as its logs: Snakemake
+    stores a job's whole log list in the metadata record of every output, so 4 B logs in
+    each of 5 B records would again grow as B^2 per batch.
+    """
+    return f"logs/{dataset}/{step}/{image}.log"
 
 
 def batch_mem_mb(sizes_mb: Sequence[float], attempt: int = 1) -> int:
@@ -169,6 +203,7 @@ def member_log(path: str | Path, name: str) -> Iterator[logging.Logger]:
     name : str
         The step (rule) name; the logger is ``aperflow.<name>``.
     """
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     handler = _handler(path)
     loggers = [logging.getLogger("aperflow"), logging.getLogger("py.warnings")]
     saved = [(list(lg.handlers), lg.level) for lg in loggers]

@@ -8,18 +8,20 @@ documented "failed" output (a failed background, an empty table whose metadata s
 plot that says why) and an ERROR line naming the file, so that the later steps and the
 other images go on.
 
-``catch`` says which exceptions count as "this image cannot be used": one-image jobs catch
-the expected ones (:class:`aperflow.images.ImageError`, ``ValueError``) and fail on anything
-else, so a bug stops the job and a rerun retries it; a batch catches every ``Exception``
-(:data:`ANY`), because a failing job would take its other images' outputs with it.
+Every step takes an :class:`ImageStep`: the image file, how to open it, the log, and which
+exceptions count as "this image cannot be used". One-image jobs catch the expected ones
+(:class:`aperflow.images.ImageError`, ``ValueError``) and fail on anything else, so a bug
+stops the job and a rerun retries it; a batch catches every ``Exception`` (:data:`ANY`),
+because a failing job would take its other images' outputs with it.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +43,7 @@ __all__ = [
     "EXPECTED",
     "FieldMember",
     "ForcedMember",
+    "ImageStep",
     "field_background",
     "field_detect",
     "field_detections_plot",
@@ -79,16 +82,45 @@ def preload(*steps: str) -> None:
             importlib.import_module(name)
 
 
-def _fail(log: logging.Logger, path: PathLike, what: str, exc: BaseException) -> None:
-    """Log why a step gave up on an image: one line, plus the traceback when unexpected."""
-    if isinstance(exc, ValueError):
-        log.error("%s: %s: %s", path, what, exc)
-    else:
-        log.error("%s: %s: %s: %s", path, what, type(exc).__name__, exc, exc_info=exc)
+@dataclass
+class ImageStep:
+    """One image as a step sees it.
 
+    Attributes
+    ----------
+    path : str or Path
+        The image file, as named in the config (recorded in the outputs).
+    image_options : mapping
+        Keywords of :func:`aperflow.images.open_image` (the ``images`` config block).
+    log : logging.Logger
+        The step's log (the one-image job's log file).
+    image : aperflow.images.Image or None
+        ``path`` already opened (a batch opens each image once; no step modifies it).
+    catch : tuple of exception types
+        Errors that give the step's failed output instead of raising.
+    """
 
-def _image(path: PathLike, image: Image | None, image_options: Mapping) -> Image:
-    return image if image is not None else open_image(path, **image_options)
+    path: PathLike
+    image_options: Mapping = field(default_factory=dict)
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("aperflow"))
+    image: Image | None = None
+    catch: tuple[type[BaseException], ...] = EXPECTED
+
+    def open(self) -> Image:
+        """The image (opened now unless it was already)."""
+        if self.image is None:
+            return open_image(self.path, **self.image_options)
+        return self.image
+
+    def failed(self, what: str, exc: BaseException) -> None:
+        """Log why the step gave up: one line naming the file, plus the traceback when the
+        error was unexpected."""
+        if isinstance(exc, ValueError):
+            self.log.error("%s: %s: %s", self.path, what, exc)
+        else:
+            self.log.error(
+                "%s: %s: %s: %s", self.path, what, type(exc).__name__, exc, exc_info=exc
+            )
 
 
 def open_or_none(path: PathLike, image_options: Mapping) -> Image | None:
@@ -102,32 +134,16 @@ def open_or_none(path: PathLike, image_options: Mapping) -> Image | None:
 # ----------------------------------------------------------------------------- field
 
 
-def field_background(
-    path: PathLike,
-    out: PathLike,
-    options: Mapping,
-    image_options: Mapping,
-    log: logging.Logger,
-    image: Image | None = None,
-    catch: tuple[type[BaseException], ...] = EXPECTED,
-) -> Background:
+def field_background(step: ImageStep, out: PathLike, options: Mapping) -> Background:
     """Rule ``background``: the sky map and RMS of one image, written as FITS (BKG, RMS).
 
     Parameters
     ----------
-    path : str or Path
-        The image file (as named in the config; recorded in the output).
+    step : ImageStep
     out : str or Path
         The background FITS file to write.
     options : mapping
         The data set's merged ``field`` options (``background``, ``mask_zeros``).
-    image_options : mapping
-        Keywords of :func:`aperflow.images.open_image` (the ``images`` config block).
-    log : logging.Logger
-    image : aperflow.images.Image, optional
-        ``path`` already opened (a batch opens each image once).
-    catch : tuple of exception types
-        Errors that give a "failed" background instead of raising.
 
     Returns
     -------
@@ -136,21 +152,19 @@ def field_background(
     """
     try:
         bkg = background_of_image(
-            _image(path, image, image_options),
-            options.get("background"),
-            options.get("mask_zeros", True),
+            step.open(), options.get("background"), options.get("mask_zeros", True)
         )
-    except catch as exc:
-        _fail(log, path, "no background", exc)
+    except step.catch as exc:
+        step.failed("no background", exc)
         nan = np.full((1, 1), np.nan, np.float32)
-        bkg = Background(nan, nan, np.nan, np.nan, "failed", f"{path}: {exc}")
-        _write_failed_background(bkg, out, path)
+        bkg = Background(nan, nan, np.nan, np.nan, "failed", f"{step.path}: {exc}")
+        _write_failed_background(bkg, out, step.path)
         return bkg
-    log.info(
+    step.log.info(
         "%s: background %s = %.5g, rms %.4g (%s)",
-        path, bkg.method, bkg.median, bkg.std, bkg.note,
+        step.path, bkg.method, bkg.median, bkg.std, bkg.note,
     )  # fmt: skip
-    write_background(bkg, out, image=str(path))
+    write_background(bkg, out, image=str(step.path))
     return bkg
 
 
@@ -174,37 +188,26 @@ def _write_failed_background(bkg: Background, out: PathLike, path: PathLike) -> 
     write_fits(fits.HDUList([primary, *maps]), out)
 
 
-def field_detect(
-    path: PathLike,
-    background: PathLike,
-    out: PathLike,
-    options: Mapping,
-    image_options: Mapping,
-    log: logging.Logger,
-    image: Image | None = None,
-    catch: tuple[type[BaseException], ...] = EXPECTED,
-) -> Table:
+def field_detect(step: ImageStep, background: PathLike, out: PathLike, options: Mapping) -> Table:
     """Rule ``detect``: the sources of one image on its background-subtracted pixels.
 
     ``background`` is the file :func:`field_background` wrote (read back, so batched and
-    one-image jobs detect on the same float32 maps). A failed image or background gives an
-    empty table whose ``meta['error']`` says why. Other parameters as
-    :func:`field_background`; returns the table written to ``out`` (ECSV).
+    one-image jobs detect on the same float32 maps); ``options`` as there. A failed image or
+    background gives an empty table whose ``meta['error']`` says why. Returns the table
+    written to ``out`` (ECSV).
     """
     try:
         bkg = read_background(background)
         if bkg.method == "failed":
             raise ValueError(bkg.note)
         det = options.get("detection") or {}
-        sources = detect_image(
-            _image(path, image, image_options), bkg, det, options.get("mask_zeros", True)
-        )
-    except catch as exc:
-        _fail(log, path, "no detection", exc)
+        sources = detect_image(step.open(), bkg, det, options.get("mask_zeros", True))
+    except step.catch as exc:
+        step.failed("no detection", exc)
         sources = find_sources([[0.0]], 1.0, fwhm=1.0)[:0]
         sources.meta["error"] = str(exc)
     else:
-        _log_detections(log, path, sources)
+        _log_detections(step.log, step.path, sources)
     write_table(sources, out)
     return sources
 
@@ -225,30 +228,31 @@ def _log_detections(log: logging.Logger, path: PathLike, sources: Table) -> None
 
 
 def field_photometry(
-    path: PathLike,
+    step: ImageStep,
     sources: PathLike | Table,
     apcorr: PathLike | None,
     out: PathLike,
     parquet: PathLike,
     options: Mapping,
-    image_options: Mapping,
-    log: logging.Logger,
-    image: Image | None = None,
-    catch: tuple[type[BaseException], ...] = EXPECTED,
 ) -> Table:
     """Rule ``photometry``: multi-radius aperture photometry of one image at its sources.
 
     Parameters
     ----------
+    step : ImageStep
     sources : str, Path or astropy.table.Table
         The detections: the file :func:`field_detect` wrote, or its returned table.
     apcorr : str or Path, optional
         The data set's aperture-correction table (``photometry.apcorr``).
     out, parquet : str or Path
         The ECSV and Parquet files to write.
+    options : mapping
+        The data set's merged ``field`` options.
 
-    Other parameters as :func:`field_background`. A failed image gives an empty table whose
-    ``meta['error']`` says why. Returns the table written.
+    Returns
+    -------
+    astropy.table.Table
+        The table written; for a failed image empty, with ``meta['error']`` saying why.
     """
     from aperflow.photometry import measure_from_options
 
@@ -257,33 +261,25 @@ def field_photometry(
     try:
         if "error" in sources.meta:
             raise ValueError(sources.meta["error"])
-        image = _image(path, image, image_options)
-        table = measure_from_options(image, sources, options, apcorr)
-    except catch as exc:
-        _fail(log, path, "no photometry", exc)
-        table = Table(meta={"image": str(path), "error": str(exc)})
+        table = measure_from_options(step.open(), sources, options, apcorr)
+    except step.catch as exc:
+        step.failed("no photometry", exc)
+        table = Table(meta={"image": str(step.path), "error": str(exc)})
     else:
         m = table.meta
-        log.info(
+        step.log.info(
             "%s: %d sources, radii %s px, annulus %s px (%s), sky %s, %s magnitudes (%s)",
-            path, len(table), m["radii_px"], m["annulus_px"], m["annulus_from"],
+            step.path, len(table), m["radii_px"], m["annulus_px"], m["annulus_from"],
             m["sky_statistic"], m["magnitude_system"], m["calibration"],
         )  # fmt: skip
         if len(table) == 0:
-            log.warning("%s: no sources to measure: empty photometry table", path)
+            step.log.warning("%s: no sources to measure: empty photometry table", step.path)
     write_table(table, out, parquet)
     return table
 
 
 def field_detections_plot(
-    path: PathLike,
-    table: PathLike | Table,
-    out: PathLike,
-    title: str,
-    image_options: Mapping,
-    log: logging.Logger,
-    image: Image | None = None,
-    catch: tuple[type[BaseException], ...] = EXPECTED,
+    step: ImageStep, table: PathLike | Table, out: PathLike, title: str
 ) -> None:
     """Rule ``plot_field_detections``: the detections over the image (PNG).
 
@@ -297,19 +293,18 @@ def field_detections_plot(
     if not isinstance(table, Table):
         table = read_table(table)
     if "error" in table.meta:
-        log.warning("%s: no detections to draw: %s", path, table.meta["error"])
+        step.log.warning("%s: no detections to draw: %s", step.path, table.meta["error"])
         plot_message(out, title, f"no photometry: {table.meta['error']}")
         return
     try:
-        data = _image(path, image, image_options).data
         radius = float(table.meta["radii_px"][0])
         annulus = [float(r) for r in table.meta["annulus_px"]]
-        plot_detections(data, table, out, radius, annulus, title)
-    except catch as exc:
-        _fail(log, path, "no detections plot", exc)
+        plot_detections(step.open().data, table, out, radius, annulus, title)
+    except step.catch as exc:
+        step.failed("no detections plot", exc)
         plot_message(out, title, f"no detections plot: {exc}")
     else:
-        log.info("%s: %d sources drawn", title, len(table))
+        step.log.info("%s: %d sources drawn", title, len(table))
 
 
 @dataclass(frozen=True)
@@ -330,120 +325,113 @@ class FieldMember:
     logs: Mapping[str, str]
 
 
+@contextmanager
+def _member_step(member, name: str, image_options: Mapping) -> Iterator[ImageStep]:
+    """One step of a batch member: its own log file and timing line, every error caught."""
+    with member_log(member.logs[name], name) as log, timed(name, member.image):
+        yield ImageStep(member.path, image_options, log, catch=ANY)
+
+
 def run_field_member(
     member: FieldMember, options: Mapping, image_options: Mapping, apcorr: PathLike | None
 ) -> bool:
     """Every field step of one image of a batch, each logged and timed into its own log.
 
-    The image is opened once and shared by the steps (none modifies it). Any error of one
-    step gives that step's failed output; returns False when the image has no photometry.
+    The image is opened once and shared by the steps. Any error of one step gives that
+    step's failed output; returns False when the image has no photometry.
     """
     m = member
-    with member_log(m.logs["background"], "background") as log, timed("background", m.image):
-        image = open_or_none(m.path, image_options)
-        field_background(m.path, m.background, options, image_options, log, image, ANY)
-    with member_log(m.logs["detect"], "detect") as log, timed("detect", m.image):
-        sources = field_detect(
-            m.path, m.background, m.sources, options, image_options, log, image, ANY
-        )
-    with member_log(m.logs["photometry"], "photometry") as log, timed("photometry", m.image):
-        table = field_photometry(
-            m.path, sources, apcorr, m.photometry, m.parquet, options, image_options, log,
-            image, ANY,
-        )  # fmt: skip
-    name = "plot_field_detections"
-    with member_log(m.logs[name], name) as log, timed(name, m.image):
-        field_detections_plot(m.path, table, m.plot, m.image, image_options, log, image, ANY)
+    with _member_step(m, "background", image_options) as step:
+        image = step.image = open_or_none(m.path, image_options)
+        field_background(step, m.background, options)
+    with _member_step(m, "detect", image_options) as step:
+        step.image = image
+        sources = field_detect(step, m.background, m.sources, options)
+    with _member_step(m, "photometry", image_options) as step:
+        step.image = image
+        table = field_photometry(step, sources, apcorr, m.photometry, m.parquet, options)
+    with _member_step(m, "plot_field_detections", image_options) as step:
+        step.image = image
+        field_detections_plot(step, table, m.plot, m.image)
     return "error" not in table.meta
 
 
 # ---------------------------------------------------------------------------- forced
 
 
-def forced_image(
-    path: PathLike,
-    targets,
-    out: PathLike,
-    options: Mapping,
-    image_options: Mapping,
-    log: logging.Logger,
-    image: Image | None = None,
-    catch: tuple[type[BaseException], ...] = (ImageError,),
-) -> Table:
+def forced_image(step: ImageStep, targets, out: PathLike, options: Mapping) -> Table:
     """Rule ``forced``: the data set's targets measured on one image (ECSV).
 
     Parameters
     ----------
+    step : ImageStep
+        A one-image job catches only :class:`aperflow.images.ImageError` here.
     targets : aperflow.regions.TargetList
         The data set's regions and coordinates (:func:`aperflow.regions.read_targets`);
         its problems (unusable lines) are logged as warnings.
+    out : str or Path
     options : mapping
         :func:`aperflow.forced.forced_options` of the data set.
 
-    Other parameters as :func:`field_background` (a one-image job catches only
-    :class:`aperflow.images.ImageError`). An image that cannot be used gives
-    :func:`aperflow.forced.failed_table`. Returns the table written.
+    Returns
+    -------
+    astropy.table.Table
+        The table written; :func:`aperflow.forced.failed_table` for an image that cannot
+        be used.
     """
     from aperflow.forced import failed_table, image_filter, measure_image
 
     for problem in targets.problems:
-        log.warning("%s", problem)
+        step.log.warning("%s", problem)
     try:
-        table = measure_image(_image(path, image, image_options), targets, options)
-    except catch as exc:
+        table = measure_image(step.open(), targets, options)
+    except step.catch as exc:
         if isinstance(exc, ImageError):
-            log.error("%s", exc)
+            step.log.error("%s", exc)
         else:
-            _fail(log, path, "no forced photometry", exc)
-        band = image_filter("", str(path), options.get("filter_from_name"))
-        table = failed_table(str(path), str(exc), band)
+            step.failed("no forced photometry", exc)
+        band = image_filter("", str(step.path), options.get("filter_from_name"))
+        table = failed_table(str(step.path), str(exc), band)
     else:
         m = table.meta
-        log.info(
+        step.log.info(
             "%s: filter %s, %d of %d regions measured, %s magnitudes (zero point %.4f: %s)",
-            path, m["filter"], len(table), len(targets), m["mag_system"], m["zeropoint"],
+            step.path, m["filter"], len(table), len(targets), m["mag_system"], m["zeropoint"],
             m["calibration"],
         )  # fmt: skip
         if m["off_image"]:
-            log.info("not on this image: %s", ", ".join(m["off_image"]))
+            step.log.info("not on this image: %s", ", ".join(m["off_image"]))
     table.meta["region_problems"] = list(targets.problems)
     write_table(table, out)
     return table
 
 
 def forced_regions_plot(
-    path: PathLike,
-    table: PathLike | Table,
-    out: PathLike,
-    plots: Mapping,
-    image_options: Mapping,
-    log: logging.Logger,
-    image: Image | None = None,
-    catch: tuple[type[BaseException], ...] = (ImageError,),
+    step: ImageStep, table: PathLike | Table, out: PathLike, plots: Mapping
 ) -> None:
     """Rule ``plot_forced_regions``: cut-outs of the regions on one image (PNG).
 
     ``plots`` is the ``forced.plots`` options block (``max_regions``, ``cutout_scale``).
-    An image that cannot be opened gets a figure saying why.
+    An image that cannot be opened gets a figure saying why (a one-image job catches only
+    :class:`aperflow.images.ImageError` here).
     """
     from aperflow.plots.forced import plot_message, plot_regions
 
     if not isinstance(table, Table):
         table = read_table(table)
-    title = Path(path).name
+    title = Path(step.path).name
     try:
         plot_regions(
-            _image(path, image, image_options).data, table, out,
-            title=f"{title} ({table.meta.get('filter', '')})",
+            step.open().data, table, out, title=f"{title} ({table.meta.get('filter', '')})",
             max_regions=plots["max_regions"], cutout_scale=plots["cutout_scale"],
         )  # fmt: skip
-    except catch as exc:
+    except step.catch as exc:
         if isinstance(exc, ImageError):
-            log.error("%s", exc)
+            step.log.error("%s", exc)
         else:
-            _fail(log, path, "no regions plot", exc)
+            step.failed("no regions plot", exc)
         plot_message(out, title, str(exc))
-    log.info("wrote %s", out)
+    step.log.info("wrote %s", out)
 
 
 @dataclass(frozen=True)
@@ -462,12 +450,10 @@ def run_forced_member(member: ForcedMember, targets, options: Mapping, image_opt
     """The forced steps of one image of a batch (see :func:`run_field_member`); returns
     False when the image could not be measured."""
     m = member
-    with member_log(m.logs["forced"], "forced") as log, timed("forced", m.image):
-        image = open_or_none(m.path, image_options)
-        table = forced_image(m.path, targets, m.table, options, image_options, log, image, ANY)
-    name = "plot_forced_regions"
-    with member_log(m.logs[name], name) as log, timed(name, m.image):
-        forced_regions_plot(
-            m.path, table, m.plot, options["plots"], image_options, log, image, ANY
-        )
+    with _member_step(m, "forced", image_options) as step:
+        image = step.image = open_or_none(m.path, image_options)
+        table = forced_image(step, targets, m.table, options)
+    with _member_step(m, "plot_forced_regions", image_options) as step:
+        step.image = image
+        forced_regions_plot(step, table, m.plot, options["plots"])
     return len(table) > 0 or not table.meta.get("problems")

@@ -190,7 +190,9 @@ rule plot_field_detections:
 # functions, aperflow.steps). Outputs cannot be a variable list per wildcard, so each batch
 # is its own rule with an explicit list; the batches are known at parse time (the data
 # sets' resolved globs) and chosen so that a new image changes only its own batch. Their
-# images come in through one list file per batch (rules in resources.smk).
+# images come in through one list file per batch (rules in resources.smk), and neither the
+# images nor their logs are listed in params or log: Snakemake copies a job's inputs, params
+# and logs into the metadata of each of its outputs, which would grow as B^2 per batch.
 for _dataset, _batches in FIELD_BATCHES.items():
     for _index, _images in enumerate(_batches):
 
@@ -216,8 +218,7 @@ for _dataset, _batches in FIELD_BATCHES.items():
                     for image in _images
                 ],
             params:
-                images=list(_images),
-                paths=[DATASETS[_dataset].images[image] for image in _images],
+                dataset=_dataset,
                 options=get_options(_dataset),
                 image_options=get_image_options(),
             resources:
@@ -229,13 +230,8 @@ for _dataset, _batches in FIELD_BATCHES.items():
                     listed_sizes_mb(input.images), attempt
                 ),
             log:
-                batch=f"logs/{_dataset}/field_batch/{_images[0]}.log",
-                background=field_batch_logs(_dataset, _images, "background"),
-                detect=field_batch_logs(_dataset, _images, "detect"),
-                photometry=field_batch_logs(_dataset, _images, "photometry"),
-                plot_field_detections=field_batch_logs(
-                    _dataset, _images, "plot_field_detections"
-                ),
+                # Plus, undeclared, each image's step logs (aperflow.batches.member_log_path).
+                f"logs/{_dataset}/field_batch/{_images[0]}.log",
             benchmark:
                 f"logs/benchmarks/{_dataset}/field_batch/{_images[0]}.tsv"
             conda:

@@ -42,11 +42,6 @@ def field_batch_files(dataset, images, stage, ext):
     return [f"results/{dataset}/{stage}/{image}.{ext}" for image in images]
 
 
-def field_batch_logs(dataset, images, rule):
-    """The logs the one-image ``rule`` jobs of a batch's images would write."""
-    return [f"logs/{dataset}/{rule}/{image}.log" for image in images]
-
-
 def get_field_group_files(stage, ext="ecsv"):
     """Input function: the per-image ``stage`` outputs of a group's images."""
 

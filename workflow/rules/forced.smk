@@ -142,7 +142,8 @@ if any(forced_archive_active(name) for name in FORCED_DATASETS):
 
 # One rule per batch (execution.batch_size > 1): the forced table and the regions plot of
 # its images in one job, writing exactly the files and logs of the one-image rules (the same
-# step functions, aperflow.steps); see the batch rules at the end of field.smk.
+# step functions, aperflow.steps); see the batch rules at the end of field.smk for why the
+# images come through a list file and their logs are not declared.
 for _dataset, _batches in FORCED_BATCHES.items():
     for _index, _images in enumerate(_batches):
 
@@ -166,8 +167,7 @@ for _dataset, _batches in FORCED_BATCHES.items():
                     for image in _images
                 ],
             params:
-                images=list(_images),
-                paths=[DATASETS[_dataset].images[image] for image in _images],
+                dataset=_dataset,
                 options=get_options(_dataset),
                 image_options=get_image_options(),
             resources:
@@ -179,11 +179,8 @@ for _dataset, _batches in FORCED_BATCHES.items():
                     listed_sizes_mb(input.images), attempt
                 ),
             log:
-                batch=f"logs/{_dataset}/forced_batch/{_images[0]}.log",
-                forced=[f"logs/{_dataset}/forced/{image}.log" for image in _images],
-                plot_forced_regions=[
-                    f"logs/{_dataset}/plot_forced_regions/{image}.log" for image in _images
-                ],
+                # Plus, undeclared, each image's step logs (aperflow.batches.member_log_path).
+                f"logs/{_dataset}/forced_batch/{_images[0]}.log",
             benchmark:
                 f"logs/benchmarks/{_dataset}/forced_batch/{_images[0]}.tsv"
             conda:

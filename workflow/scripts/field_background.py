@@ -4,12 +4,10 @@ detection and photometry write empty tables and the other images go on."""
 
 from aperflow.batches import timed
 from aperflow.logs import job_logger
-from aperflow.steps import field_background, preload
+from aperflow.steps import ImageStep, field_background, preload
 
 log = job_logger(snakemake.log, snakemake.rule)
 preload(snakemake.rule)  # imports before the timed work
+step = ImageStep(snakemake.input.image, snakemake.params.image_options, log)
 with timed(snakemake.rule, snakemake.wildcards.image):
-    field_background(
-        snakemake.input.image, snakemake.output.fits, snakemake.params.options,
-        snakemake.params.image_options, log,
-    )  # fmt: skip
+    field_background(step, snakemake.output.fits, snakemake.params.options)

@@ -2,15 +2,14 @@
 images in one job (execution.batch_size > 1). Each image's files and logs are those of the
 one-image rules; an image that fails gets its failed outputs and the others go on."""
 
-from aperflow.batches import run_batch
+from aperflow.batches import batch_members, member_log_path, run_batch
 from aperflow.logs import job_logger
 from aperflow.steps import FieldMember, preload, run_field_member
 
-log = job_logger(snakemake.log.batch, snakemake.rule)
-out, logs, params = snakemake.output, snakemake.log, snakemake.params
+log = job_logger(snakemake.log, snakemake.rule)
+out, params = snakemake.output, snakemake.params
 steps = ("background", "detect", "photometry", "plot_field_detections")
 preload(*steps)  # imports before the timed work
-images = zip(params.images, params.paths, strict=True)
 members = [
     FieldMember(
         image=image,
@@ -20,9 +19,9 @@ members = [
         photometry=out.photometry[k],
         parquet=out.parquet[k],
         plot=out.plots[k],
-        logs={step: getattr(logs, step)[k] for step in steps},
+        logs={step: member_log_path(params.dataset, step, image) for step in steps},
     )
-    for k, (image, path) in enumerate(images)
+    for k, image, path in batch_members(snakemake.input.images, out.photometry)
 ]
 apcorr = snakemake.input.apcorr[0] if snakemake.input.apcorr else None
 run_batch(

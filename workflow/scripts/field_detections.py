@@ -3,12 +3,11 @@
 
 from aperflow.batches import timed
 from aperflow.logs import job_logger
-from aperflow.steps import field_detections_plot, preload
+from aperflow.steps import ImageStep, field_detections_plot, preload
 
 log = job_logger(snakemake.log, snakemake.rule)
 preload(snakemake.rule)  # imports before the timed work
-with timed(snakemake.rule, snakemake.wildcards.image):
-    field_detections_plot(
-        snakemake.input.image, snakemake.input.table, snakemake.output[0],
-        snakemake.wildcards.image, snakemake.params.images, log,
-    )  # fmt: skip
+step = ImageStep(snakemake.input.image, snakemake.params.images, log)
+image = snakemake.wildcards.image
+with timed(snakemake.rule, image):
+    field_detections_plot(step, snakemake.input.table, snakemake.output[0], image)

@@ -3,14 +3,14 @@
 
 from aperflow.batches import timed
 from aperflow.logs import job_logger
-from aperflow.steps import field_photometry, preload
+from aperflow.steps import ImageStep, field_photometry, preload
 
 log = job_logger(snakemake.log, snakemake.rule)
 preload(snakemake.rule)  # imports before the timed work
+step = ImageStep(snakemake.input.image, snakemake.params.image_options, log)
+apcorr = snakemake.input.apcorr[0] if snakemake.input.apcorr else None
+out = snakemake.output
 with timed(snakemake.rule, snakemake.wildcards.image):
     field_photometry(
-        snakemake.input.image, snakemake.input.sources,
-        snakemake.input.apcorr[0] if snakemake.input.apcorr else None,
-        snakemake.output.table, snakemake.output.parquet,
-        snakemake.params.options, snakemake.params.image_options, log,
-    )  # fmt: skip
+        step, snakemake.input.sources, apcorr, out.table, out.parquet, snakemake.params.options
+    )
