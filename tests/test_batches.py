@@ -15,6 +15,7 @@ import shutil
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from conftest import REPO, run_snakemake
@@ -24,6 +25,8 @@ from aperflow.batches import (
     batch_mem_mb,
     batch_members,
     batch_runtime,
+    image_threads,
+    image_workers,
     member_log,
     plan_batches,
     read_timings,
@@ -216,6 +219,57 @@ def test_a_batch_catches_what_a_one_image_job_lets_fail(tmp_path, demo_dir):
     text = Path(member.logs["background"]).read_text()
     assert f"ERROR aperflow.background: {image}: no background: TypeError" in text
     assert "Traceback" in text
+
+
+def test_threads_follow_the_image_file_size_and_the_config_only():
+    assert image_threads({}) == 2 and image_threads({"execution": {"image_threads": 3}}) == 3
+    assert image_workers([0.3, 31.9], 2) == 1  # small images: one thread
+    assert image_workers([0.3, 32.0], 2) == 2  # the largest member decides
+    assert image_workers([], 4) == 1
+
+
+def test_a_member_on_threads_measures_what_one_thread_does(tmp_path, demo_dir, monkeypatch):
+    """The workers reach background, detection and photometry (here forced on the small
+    demo image) and change nothing but ``y`` in the last bits."""
+    import aperflow.background
+    import aperflow.batches
+    import aperflow.detection
+    import aperflow.photometry
+    from aperflow.steps import run_field_member
+    from aperflow.tables import read_table
+
+    seen = []
+
+    def spy(module, name):
+        real = getattr(module, name)
+
+        def call(*args, **kwargs):
+            seen.append((name, kwargs.get("workers", 1)))
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, call)
+
+    spy(aperflow.background, "estimate_background")
+    spy(aperflow.detection, "find_sources")
+    spy(aperflow.photometry, "measure_image")
+    image = sorted((demo_dir / "field").glob("*_cal.fits"))[0]
+    tables = []
+    for threads, min_mb in ((1, 32.0), (3, 0.0)):
+        monkeypatch.setattr(aperflow.batches, "THREADS_MIN_MB", min_mb)
+        member = _member(tmp_path / str(threads), image.stem, image)
+        for log in member.logs.values():
+            Path(log).parent.mkdir(parents=True, exist_ok=True)
+        seen.clear()
+        assert run_field_member(member, {}, {}, None, threads=threads)
+        assert {w for _, w in seen} == {threads} and len(seen) == 3, seen
+        tables.append(read_table(member.photometry))
+    one, many = tables
+    assert len(one) == len(many) > 10
+    for name in one.colnames:
+        if one[name].dtype.kind == "f":
+            np.testing.assert_allclose(many[name], one[name], rtol=1e-12, atol=1e-10)
+        else:
+            assert list(many[name]) == list(one[name]), name
 
 
 # ----------------------------------------------------------- the batched workflow

@@ -24,11 +24,16 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
+
 __all__ = [
     "batch_mem_mb",
     "batch_members",
     "batch_runtime",
     "batch_size",
+    "file_size_mb",
+    "image_threads",
+    "image_workers",
     "image_list_path",
     "listed_sizes_mb",
     "member_log",
@@ -50,6 +55,33 @@ def batch_size(config: Mapping) -> int:
     return int((config.get("execution") or {}).get("batch_size", 1) or 1)
 
 
+#: Image files from this size (MB) up get ``execution.image_threads`` threads in their
+#: background, detection and photometry; smaller ones one (threads cost more than they
+#: gain on a small image, and the cores are better spent on other images' jobs).
+THREADS_MIN_MB = 32.0
+
+
+def image_threads(config: Mapping) -> int:
+    """``execution.image_threads`` of a workflow config (2 when absent)."""
+    return int((config.get("execution") or {}).get("image_threads", 2) or 1)
+
+
+def image_workers(sizes_mb: Iterable[float], threads: int) -> int:
+    """Threads of a per-image field step: ``threads`` when the largest of the image files
+    (sizes in MB) is at least :data:`THREADS_MIN_MB`, else 1.
+
+    A function of the files and the config only, never of the cores Snakemake grants, so
+    that the outputs of a rerun are identical whatever ``--cores`` (the detection's strips
+    move ``y`` in the last bit).
+    """
+    return int(threads) if max(sizes_mb, default=0.0) >= THREADS_MIN_MB else 1
+
+
+def file_size_mb(path: str | Path) -> float:
+    """Size of a file in MB (1e6 bytes)."""
+    return Path(path).stat().st_size / 1e6
+
+
 def rule_name(mode: str, dataset: str, index: int) -> str:
     """Name of the ``index``-th batch rule of a data set, e.g. ``field_batch_ngc346_0``."""
     return f"{mode}_batch_{re.sub(r'[^A-Za-z0-9_]', '_', dataset)}_{index}"
@@ -64,14 +96,8 @@ def _boundary(image: str, size: int) -> bool:
 
 def _split(run: list[str], size: int) -> list[list[str]]:
     """``run`` in the fewest near-equal consecutive parts of at most ``size``."""
-    parts = math.ceil(len(run) / size)
-    base, extra = divmod(len(run), parts)
-    out, start = [], 0
-    for k in range(parts):
-        stop = start + base + (1 if k < extra else 0)
-        out.append(run[start:stop])
-        start = stop
-    return out
+    parts = np.array_split(np.arange(len(run)), math.ceil(len(run) / size))
+    return [run[part[0] : part[-1] + 1] for part in parts]
 
 
 def plan_batches(images: Iterable[str], size: int) -> list[list[str]]:
@@ -129,7 +155,7 @@ def read_image_list(image_list: str | Path) -> list[str]:
 
 def listed_sizes_mb(image_list: str | Path) -> list[float]:
     """Sizes (MB) of the files named in an image list (:func:`image_list_path`)."""
-    return [Path(p).stat().st_size / 1e6 for p in read_image_list(image_list)]
+    return [file_size_mb(p) for p in read_image_list(image_list)]
 
 
 def batch_members(image_list: str | Path, outputs: Sequence[str]) -> list[tuple[int, str, str]]:

@@ -33,7 +33,7 @@ from aperflow.background import (
     read_background,
     write_background,
 )
-from aperflow.batches import member_log, timed
+from aperflow.batches import file_size_mb, image_workers, member_log, timed
 from aperflow.detection import detect_image, find_sources
 from aperflow.images import Image, ImageError, open_image
 from aperflow.tables import read_table, write_table
@@ -50,6 +50,7 @@ __all__ = [
     "field_photometry",
     "forced_image",
     "forced_regions_plot",
+    "job_step",
     "preload",
     "run_field_member",
     "run_forced_member",
@@ -98,6 +99,9 @@ class ImageStep:
         ``path`` already opened (a batch opens each image once; no step modifies it).
     catch : tuple of exception types
         Errors that give the step's failed output instead of raising.
+    workers : int
+        Threads of the background, detection and photometry, unless their options name
+        their own ``workers`` (:func:`aperflow.batches.image_workers`).
     """
 
     path: PathLike
@@ -105,6 +109,7 @@ class ImageStep:
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("aperflow"))
     image: Image | None = None
     catch: tuple[type[BaseException], ...] = EXPECTED
+    workers: int = 1
 
     def open(self) -> Image:
         """The image (opened now unless it was already)."""
@@ -121,6 +126,15 @@ class ImageStep:
             self.log.error(
                 "%s: %s: %s: %s", self.path, what, type(exc).__name__, exc, exc_info=exc
             )
+
+
+def job_step(
+    path: PathLike, image_options: Mapping, log: logging.Logger, threads: int = 1
+) -> ImageStep:
+    """The :class:`ImageStep` of a one-image job, with the workers of the image's file
+    (:func:`aperflow.batches.image_workers` of ``threads``, ``execution.image_threads``)."""
+    workers = image_workers([file_size_mb(path)], threads) if Path(path).exists() else 1
+    return ImageStep(path, image_options, log, workers=workers)
 
 
 def open_or_none(path: PathLike, image_options: Mapping) -> Image | None:
@@ -151,9 +165,8 @@ def field_background(step: ImageStep, out: PathLike, options: Mapping) -> Backgr
         As computed (the file holds it in float32; the next steps read the file).
     """
     try:
-        bkg = background_of_image(
-            step.open(), options.get("background"), options.get("mask_zeros", True)
-        )
+        settings = _with_workers(options.get("background"), step.workers)
+        bkg = background_of_image(step.open(), settings, options.get("mask_zeros", True))
     except step.catch as exc:
         step.failed("no background", exc)
         nan = np.full((1, 1), np.nan, np.float32)
@@ -166,6 +179,14 @@ def field_background(step: ImageStep, out: PathLike, options: Mapping) -> Backgr
     )  # fmt: skip
     write_background(bkg, out, image=str(step.path))
     return bkg
+
+
+def _with_workers(block: Mapping | None, workers: int) -> dict:
+    """An options block with ``workers`` set, unless the config sets it."""
+    out = dict(block or {})
+    if out.get("workers") is None:
+        out["workers"] = int(workers)
+    return out
 
 
 def _write_failed_background(bkg: Background, out: PathLike, path: PathLike) -> None:
@@ -200,7 +221,7 @@ def field_detect(step: ImageStep, background: PathLike, out: PathLike, options: 
         bkg = read_background(background)
         if bkg.method == "failed":
             raise ValueError(bkg.note)
-        det = options.get("detection") or {}
+        det = _with_workers(options.get("detection"), step.workers)
         sources = detect_image(step.open(), bkg, det, options.get("mask_zeros", True))
     except step.catch as exc:
         step.failed("no detection", exc)
@@ -261,7 +282,8 @@ def field_photometry(
     try:
         if "error" in sources.meta:
             raise ValueError(sources.meta["error"])
-        table = measure_from_options(step.open(), sources, options, apcorr)
+        phot = _with_workers(options.get("photometry"), step.workers)
+        table = measure_from_options(step.open(), sources, {**options, "photometry": phot}, apcorr)
     except step.catch as exc:
         step.failed("no photometry", exc)
         table = Table(meta={"image": str(step.path), "error": str(exc)})
@@ -326,28 +348,40 @@ class FieldMember:
 
 
 @contextmanager
-def _member_step(member, name: str, image_options: Mapping) -> Iterator[ImageStep]:
+def _member_step(
+    member, name: str, image_options: Mapping, workers: int = 1
+) -> Iterator[ImageStep]:
     """One step of a batch member: its own log file and timing line, every error caught."""
     with member_log(member.logs[name], name) as log, timed(name, member.image):
-        yield ImageStep(member.path, image_options, log, catch=ANY)
+        yield ImageStep(member.path, image_options, log, catch=ANY, workers=workers)
 
 
 def run_field_member(
-    member: FieldMember, options: Mapping, image_options: Mapping, apcorr: PathLike | None
+    member: FieldMember,
+    options: Mapping,
+    image_options: Mapping,
+    apcorr: PathLike | None,
+    threads: int = 1,
 ) -> bool:
     """Every field step of one image of a batch, each logged and timed into its own log.
 
     The image is opened once and shared by the steps. Any error of one step gives that
-    step's failed output; returns False when the image has no photometry.
+    step's failed output; returns False when the image has no photometry. ``threads`` is
+    ``execution.image_threads``: the steps get :func:`aperflow.batches.image_workers` of
+    the image's file, as its one-image jobs would.
     """
     m = member
-    with _member_step(m, "background", image_options) as step:
+    try:
+        workers = image_workers([file_size_mb(m.path)], threads)
+    except OSError:
+        workers = 1  # the background step reports the missing file
+    with _member_step(m, "background", image_options, workers) as step:
         image = step.image = open_or_none(m.path, image_options)
         field_background(step, m.background, options)
-    with _member_step(m, "detect", image_options) as step:
+    with _member_step(m, "detect", image_options, workers) as step:
         step.image = image
         sources = field_detect(step, m.background, m.sources, options)
-    with _member_step(m, "photometry", image_options) as step:
+    with _member_step(m, "photometry", image_options, workers) as step:
         step.image = image
         table = field_photometry(step, sources, apcorr, m.photometry, m.parquet, options)
     with _member_step(m, "plot_field_detections", image_options) as step:

@@ -16,8 +16,10 @@ rule background:
     params:
         options=lambda wildcards: get_options(wildcards.dataset),
         image_options=get_image_options(),
+        image_threads=IMAGE_THREADS,
     wildcard_constraints:
         dataset=FIELD_PER_IMAGE,
+    threads: get_image_threads
     log:
         "logs/{dataset}/background/{image}.log",
     benchmark:
@@ -37,8 +39,10 @@ rule detect:
     params:
         options=lambda wildcards: get_options(wildcards.dataset),
         image_options=get_image_options(),
+        image_threads=IMAGE_THREADS,
     wildcard_constraints:
         dataset=FIELD_PER_IMAGE,
+    threads: get_image_threads
     log:
         "logs/{dataset}/detect/{image}.log",
     benchmark:
@@ -60,8 +64,10 @@ rule photometry:
     params:
         options=lambda wildcards: get_options(wildcards.dataset),
         image_options=get_image_options(),
+        image_threads=IMAGE_THREADS,
     wildcard_constraints:
         dataset=FIELD_PER_IMAGE,
+    threads: get_image_threads
     log:
         "logs/{dataset}/photometry/{image}.log",
     benchmark:
@@ -221,6 +227,8 @@ for _dataset, _batches in FIELD_BATCHES.items():
                 dataset=_dataset,
                 options=get_options(_dataset),
                 image_options=get_image_options(),
+                image_threads=IMAGE_THREADS,
+            threads: get_batch_threads
             resources:
                 # Members run one after the other: the largest image sets the memory.
                 mem_mb=lambda wildcards, input, attempt: batch_mem_mb(

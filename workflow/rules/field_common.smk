@@ -1,11 +1,15 @@
 # Input functions, targets and batches of the field rules (field.smk).
 import re
+from pathlib import Path
 
 from aperflow.batches import (
     batch_mem_mb,
     batch_runtime,
     batch_size,
+    file_size_mb,
     image_list_path,
+    image_threads,
+    image_workers,
     listed_sizes_mb,
     plan_batches,
     rule_name,
@@ -24,6 +28,23 @@ FIELD_BATCHES = (
 FIELD_PER_IMAGE = (
     "|".join(re.escape(name) for name in FIELD_DATASETS if name not in FIELD_BATCHES) or "(?!)"
 )
+
+
+# Threads of the background, detection and photometry of an image file of 32 MB or more
+# (aperflow.batches.image_workers): the scheduler reserves them, and the scripts use them
+# whatever cores Snakemake grants, so that the outputs never depend on --cores.
+IMAGE_THREADS = image_threads(config)
+
+
+def get_image_threads(wildcards, input):
+    """Threads of a per-image field job (1 until the image exists, e.g. the demo's)."""
+    path = Path(input.image)
+    return image_workers([file_size_mb(path)], IMAGE_THREADS) if path.exists() else 1
+
+
+def get_batch_threads(wildcards, input):
+    """Threads of a field batch job: those of its largest image."""
+    return image_workers(listed_sizes_mb(input.images), IMAGE_THREADS)
 
 
 def field_apcorr(dataset):

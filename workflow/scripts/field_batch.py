@@ -26,7 +26,9 @@ members = [
 apcorr = snakemake.input.apcorr[0] if snakemake.input.apcorr else None
 run_batch(
     members,
-    lambda m: run_field_member(m, params.options, params.image_options, apcorr),
+    lambda m: run_field_member(
+        m, params.options, params.image_options, apcorr, params.image_threads
+    ),
     log,
     "no photometry",
 )

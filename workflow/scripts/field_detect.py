@@ -5,11 +5,12 @@ metadata say why; an image without point sources gives an empty table and a clea
 
 from aperflow.batches import timed
 from aperflow.logs import job_logger
-from aperflow.steps import ImageStep, field_detect, preload
+from aperflow.steps import field_detect, job_step, preload
 
 log = job_logger(snakemake.log, snakemake.rule)
 preload(snakemake.rule)  # imports before the timed work
-step = ImageStep(snakemake.input.image, snakemake.params.image_options, log)
+params = snakemake.params
+step = job_step(snakemake.input.image, params.image_options, log, params.image_threads)
 with timed(snakemake.rule, snakemake.wildcards.image):
     field_detect(
         step, snakemake.input.background, snakemake.output.table, snakemake.params.options

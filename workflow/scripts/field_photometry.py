@@ -3,11 +3,12 @@
 
 from aperflow.batches import timed
 from aperflow.logs import job_logger
-from aperflow.steps import ImageStep, field_photometry, preload
+from aperflow.steps import field_photometry, job_step, preload
 
 log = job_logger(snakemake.log, snakemake.rule)
 preload(snakemake.rule)  # imports before the timed work
-step = ImageStep(snakemake.input.image, snakemake.params.image_options, log)
+params = snakemake.params
+step = job_step(snakemake.input.image, params.image_options, log, params.image_threads)
 apcorr = snakemake.input.apcorr[0] if snakemake.input.apcorr else None
 out = snakemake.output
 with timed(snakemake.rule, snakemake.wildcards.image):
