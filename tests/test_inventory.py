@@ -17,6 +17,22 @@ def _config(pattern, mode="field", **extra):
     return {"datasets": {"d": {"files": pattern, "mode": mode, **extra}}}
 
 
+def test_inventory_on_processes_equals_one_process(demo_dir, tmp_path):
+    """Enough files for the forked readers (ids differ, files repeat), a corrupt one
+    among them: the same table, row for row."""
+    from aperflow.datasets import Dataset
+
+    files = sorted((demo_dir / "field").glob("*_cal.fits"))
+    broken = tmp_path / "broken_cal.fits"
+    broken.write_bytes(b"SIMPLE  =                    T" + b"\0" * 100)
+    files.append(broken)
+    images = {f"img{k:04d}": str(files[k % len(files)]) for k in range(240)}
+    datasets = {"d": Dataset("d", "field", {}, {}, images)}
+    one, two = build_inventory(datasets), build_inventory(datasets, workers=2)
+    assert one.pformat(max_lines=-1, max_width=-1) == two.pformat(max_lines=-1, max_width=-1)
+    assert sum(bool(e) for e in two["error"]) == 240 // len(files)
+
+
 def test_inventory_of_the_demo_with_a_corrupt_file(demo_dir, tmp_path):
     field = tmp_path / "field"
     shutil.copytree(demo_dir / "field", field)

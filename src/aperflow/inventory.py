@@ -57,20 +57,25 @@ def inspect_file(path: str) -> dict:
     return row
 
 
-def build_inventory(datasets: Mapping) -> Table:
+def build_inventory(datasets: Mapping, workers: int = 1) -> Table:
     """Inventory table of all images of ``datasets`` (a mapping name -> Dataset).
 
     Rows are sorted by data set then image id, so the table is identical on every run.
+    ``workers`` > 1 reads the headers in that many forked processes (header parsing holds
+    the GIL: ~2 ms a file, seconds for thousands) when there are enough files to pay.
     """
+    entries = [
+        (name, image, datasets[name])
+        for name in sorted(datasets)
+        for image in sorted(datasets[name].images)
+    ]
+    paths = [ds.images[image] for _, image, ds in entries]
     rows = []
-    for name in sorted(datasets):
-        ds = datasets[name]
-        for image in sorted(ds.images):
-            row = inspect_file(ds.images[image])
-            row.update(image=image, dataset=name, mode=ds.mode)
-            if row["error"]:
-                log.warning("left out %s: %s", image, row["error"])
-            rows.append(row)
+    for (name, image, ds), row in zip(entries, _inspect_all(paths, workers), strict=True):
+        row.update(image=image, dataset=name, mode=ds.mode)
+        if row["error"]:
+            log.warning("left out %s: %s", image, row["error"])
+        rows.append(row)
     dtypes = [_dtype(c) for c in COLUMNS]
     cells = [[_cell(row, c) for c in COLUMNS] for row in rows]
     table = (
@@ -82,6 +87,18 @@ def build_inventory(datasets: Mapping) -> Table:
     table["mjd_start"].unit = table["mjd_end"].unit = "d"
     table.meta["comment"] = "one row per input image; rows with an error are left out downstream"
     return table
+
+
+def _inspect_all(paths: list[str], workers: int) -> list[dict]:
+    """:func:`inspect_file` of every path, in order, on ``workers`` forked processes."""
+    if workers <= 1 or len(paths) < 100 * workers:
+        return [inspect_file(path) for path in paths]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(int(workers), mp_context=context) as pool:
+        return list(pool.map(inspect_file, paths, chunksize=max(1, len(paths) // (8 * workers))))
 
 
 _FLOATS = {"exptime", "mjd_start", "mjd_end"}

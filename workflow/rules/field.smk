@@ -209,11 +209,10 @@ for _dataset, _batches in FIELD_BATCHES.items():
                 # The images through their list (resources.smk): see image_list_path.
                 images=image_list_path(_dataset, _images[0]),
                 apcorr=field_apcorr(_dataset),
+            # The outputs the group rules and `all` ask for first: Snakemake finds a
+            # file's producer by trying the rule's outputs in order (N x B matches a run).
             output:
-                backgrounds=field_batch_files(_dataset, _images, "background", "fits"),
-                sources=field_batch_files(_dataset, _images, "sources", "ecsv"),
                 photometry=field_batch_files(_dataset, _images, "photometry", "ecsv"),
-                parquet=field_batch_files(_dataset, _images, "photometry", "parquet"),
                 plots=[
                     report(
                         f"results/{_dataset}/plots/field/{image}_detections.png",
@@ -223,6 +222,9 @@ for _dataset, _batches in FIELD_BATCHES.items():
                     )
                     for image in _images
                 ],
+                backgrounds=field_batch_files(_dataset, _images, "background", "fits"),
+                sources=field_batch_files(_dataset, _images, "sources", "ecsv"),
+                parquet=field_batch_files(_dataset, _images, "photometry", "parquet"),
             params:
                 dataset=_dataset,
                 options=get_options(_dataset),

@@ -43,7 +43,10 @@ def get_image_threads(wildcards, input):
 
 
 def get_batch_threads(wildcards, input):
-    """Threads of a field batch job: those of its largest image."""
+    """Threads of a field batch job: those of its largest image (1 while its image list is
+    not written, e.g. in a dry run: Snakemake takes the threads again when it runs it)."""
+    if not Path(input.images).exists():
+        return 1
     return image_workers(listed_sizes_mb(input.images), IMAGE_THREADS)
 
 

@@ -16,6 +16,8 @@ checkpoint inventory:
         datasets=canonical(
             {name: {"mode": ds.mode, "images": ds.images} for name, ds in DATASETS.items()}
         ),
+    # Headers read in parallel processes: every image step waits for the inventory.
+    threads: 4  # scaled down to the (local) cores there are
     log:
         "logs/inventory.log",
     benchmark:

@@ -10,7 +10,7 @@ datasets = {
     name: Dataset(name, spec["mode"], {}, {}, spec["images"])
     for name, spec in snakemake.params.datasets.items()
 }
-table = build_inventory(datasets)
+table = build_inventory(datasets, workers=snakemake.threads)
 bad = [row["image"] for row in table if row["error"]]
 log.info("%d images, %d left out%s", len(table), len(bad), f": {', '.join(bad)}" if bad else "")
 write_table(table, snakemake.output.table)
