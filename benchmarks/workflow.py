@@ -25,12 +25,47 @@ into submissions (``group-components``).
     python benchmarks/workflow.py [--sizes 100 1000] [--big] [--slurm] [--cores 2]
                                   [--batch 50] [--work-ms 0]
 
+``--field`` measures the REAL field workflow instead (issue 7's goal): N small simulated
+JWST-like images (128 x 128, MJy/sr with ERR/DQ/AREA and a TAN WCS, a few stars each, in
+``--groups`` groups of NIRCam detector/filter), run with ``execution.batch_size`` B (1: one
+job per image and step, the default) by ``snakemake --cores C --scheduler greedy`` in a
+fresh directory, every target of the data set: per image background, sources, photometry
+(ECSV + Parquet) and the detections plot; per group the catalog and three plots. Printed:
+
+- ``wall s``: the run from start to exit (parse, DAG, the inventory, every job, the
+  problems table);
+- ``inside s``: the summed time inside the aperflow functions: every ``aperflow.timing``
+  line of the job logs (each per-image step, batched or not, times its own call: opening
+  the image, computing, writing; the group scripts time theirs), plus the inventory job's
+  time from its benchmark TSV (its script is not instrumented, so its ~1-2 s of Python
+  start-up counts as work). The imports the steps need are done before the timed part
+  (``aperflow.steps.preload``): a job's start-up is the workflow's cost, not work;
+- ``overhead s`` = wall - inside / C: what the workflow itself costs (Snakemake's
+  scheduling and bookkeeping, each job's Python start-up and imports, cores left idle at
+  the start and end); ``overhead %`` = overhead / wall, the same as
+  (wall x C - inside) / (wall x C). The goal is < 10 % at N = 5000.
+
+With ``--slurm`` the same run goes through ``profiles/slurm`` (a running SLURM:
+``scripts/slurm/start.sh``); C is then the CPUs of the test node (2), where the batches run
+as one submission each and the inventory on the submitting machine.
+
+    python benchmarks/workflow.py --field [--field-sizes 200 5000] [--field-batches 1 250 500]
+                                  [--groups 2] [--cores 2] [--slurm] [--slurm-size 5000]
+                                  [--slurm-batch 500] [--keep DIR]
+
+Each (N, B) pair of the lists is run, but B = 1 only for N <= ``--max-one-job-n`` (one job
+per image costs ~1.5 s of start-up per job: 20,000 jobs would take hours) and B > 1 only
+for B < N (a single batch leaves the other core idle); the B = 1 row at
+the largest N is then extrapolated linearly from the measured one, and labelled so (a lower
+bound: Snakemake's scheduling cost grows faster than linearly with the number of jobs).
+
 This is a benchmark, not a test: it prints figures and checks only that each run succeeded.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -182,6 +217,187 @@ def measure(
         return Row(label, n, jobs, scheduler, dry, wall, in_job_seconds(workdir), cores)
 
 
+# ------------------------------------------------------------- the real field workflow
+
+#: Detector/filter of each group of the simulated images (NIRCam short wave, 0.031"/px).
+FIELD_GROUPS = (
+    ("NRCB1", "F200W"), ("NRCB2", "F200W"), ("NRCB3", "F200W"), ("NRCB4", "F200W"),
+    ("NRCB1", "F150W"), ("NRCB2", "F150W"), ("NRCB3", "F150W"), ("NRCB4", "F150W"),
+)  # fmt: skip
+
+
+def write_small_images(
+    outdir: Path, n: int, groups: int = 2, shape=(128, 128), nstars: int = 5, seed: int = 7
+) -> None:
+    """``n`` small JWST-like field images (MJy/sr, ERR, DQ, AREA, TAN WCS), a few stars each.
+
+    Built from :mod:`aperflow.simulate`'s pieces (the demo's headers, PSF and noise model
+    at the demo's F200W calibration), round-robin over ``groups`` detector/filter groups;
+    ~10 ms per image.
+    """
+    import numpy as np
+
+    from aperflow import simulate as sim
+    from aperflow.psf import MoffatPSF
+
+    outdir.mkdir(parents=True, exist_ok=True)
+    band = sim._FIELD_BANDS[0]  # F200W: pixel scale, PHOTMJSR, FWHM, sky
+    psf = MoffatPSF(band.fwhm, beta=2.8, radius=10.0)
+    pixar_sr = (band.pixscale / 206264.80624709636) ** 2
+    rng = np.random.default_rng(seed)
+    gain, exptime = 2.0, 300.0
+    for k in range(n):
+        detector, filt = FIELD_GROUPS[k % groups]
+        centre = (sim._FIELD_CENTER[0] + 0.01 * (k // groups), sim._FIELD_CENTER[1])
+        wcs = sim._tan_wcs(centre, band.pixscale, shape)
+        x = rng.uniform(12, shape[1] - 12, nstars)
+        y = rng.uniform(12, shape[0] - 12, nstars)
+        rate = psf.render(shape, x, y, rng.uniform(300, 5000, nstars)) + band.sky / band.photmjsr
+        electrons = rng.poisson(rate * gain * exptime).astype(float)
+        electrons += rng.normal(0.0, 12.0, shape)
+        to_sb = band.photmjsr / (gain * exptime)
+        planes = {
+            "SCI": (electrons * to_sb).astype(np.float32),
+            "ERR": (np.sqrt(rate * gain * exptime + 144.0) * to_sb).astype(np.float32),
+            "DQ": np.zeros(shape, np.uint32),
+            "AREA": np.ones(shape, np.float32),
+        }
+        primary = sim._jwst_primary(
+            "NIRCAM", detector, filt, "CLEAR", "SUB128", exptime, 60400.0 + k * 1e-3, centre
+        )
+        sci = sim._sci_header(wcs, "MJy/sr", band.photmjsr, pixar_sr)
+        name = f"jw09999{k // 1000:03d}001_0{FIELD_GROUPS.index((detector, filt)) % 10}101"
+        path = outdir / f"{name}_{k:05d}_{detector.lower()}_cal.fits"
+        sim._image_hdus(primary, sci, planes).writeto(path, overwrite=True)
+
+
+def field_config(workdir: Path, images: Path, batch: int) -> Path:
+    """The repository's config with one field data set of ``images`` and ``batch``."""
+    import yaml
+
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["demo"]["activate"] = False
+    config["datasets"] = {"bench": {"files": str(images / "*_cal.fits"), "mode": "field"}}
+    config["execution"]["batch_size"] = batch
+    path = workdir / "config" / "config.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def inside_seconds(workdir: Path) -> float:
+    """Seconds inside the aperflow functions: the timing lines plus the inventory job."""
+    from aperflow.batches import read_timings
+
+    timed = sum(seconds for _, _, seconds in read_timings(workdir / "logs"))
+    tsv = workdir / "logs" / "benchmarks" / "inventory.tsv"
+    inventory = float(tsv.read_text().splitlines()[1].split("\t")[0]) if tsv.exists() else 0.0
+    return timed + inventory
+
+
+@dataclass
+class FieldRow:
+    """One measured run of the field workflow."""
+
+    label: str
+    n: int
+    batch: int
+    jobs: int
+    wall: float
+    inside: float
+    cores: int
+    note: str = ""
+
+    @property
+    def overhead(self) -> float:
+        return self.wall - self.inside / self.cores
+
+    def format(self) -> str:
+        return (
+            f"| {self.label:<34} | {self.n:>5} | {self.batch:>5} | {self.jobs:>5} "
+            f"| {self.wall:>7.1f} | {self.inside:>8.1f} | {self.overhead:>10.1f} "
+            f"| {100 * self.overhead / self.wall:>5.1f} | {self.note}"
+        )
+
+
+FIELD_HEADER = (
+    "| run                                |     N | batch |  jobs |  wall s | inside s "
+    "| overhead s |     % |"
+)
+
+
+def measure_field(
+    label: str, images: Path, n: int, batch: int, cores: int, extra=(), keep: Path | None = None
+) -> FieldRow:
+    """The field workflow on ``images`` with batch size ``batch`` in a fresh directory
+    (kept under ``keep``, with Snakemake's output in ``snakemake.log``, when given)."""
+    with tempfile.TemporaryDirectory(prefix="aperflow-field-") as tmp:
+        workdir = Path(tmp) if keep is None else keep / f"field_{n}_{batch}_{label[:5]}"
+        if keep is not None:
+            shutil.rmtree(workdir, ignore_errors=True)
+        config = field_config(workdir, images, batch)
+        cmd = [
+            sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
+            "-d", str(workdir), "--configfile", str(config), "--cores", str(cores),
+            "--scheduler", "greedy", "all", *extra,
+        ]  # fmt: skip
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=14400)
+        wall = time.perf_counter() - start
+        if keep is not None:
+            (workdir / "snakemake.log").write_text(proc.stdout + proc.stderr)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed:\n{(proc.stdout + proc.stderr)[-3000:]}")
+        jobs = len(list((workdir / "logs" / "benchmarks").rglob("*.tsv")))
+        return FieldRow(label, n, batch, jobs, wall, inside_seconds(workdir), cores)
+
+
+def field_benchmark(args) -> None:
+    """Print the field workflow's overhead table (see the module docstring)."""
+    cache = Path(tempfile.mkdtemp(prefix="aperflow-images-"))
+    print(
+        f"Field workflow on N small images (128x128, 5 stars, {args.groups} groups), "
+        f"--cores {args.cores}, greedy scheduler"
+    )
+    print(FIELD_HEADER)
+    print("|" + "|".join("-" * (len(c)) for c in FIELD_HEADER.split("|")[1:-1]) + "|")
+    measured_one: FieldRow | None = None
+    for n in args.field_sizes:
+        images = cache / str(n)
+        start = time.perf_counter()
+        write_small_images(images, n, args.groups)
+        print(f"  ({n} images written in {time.perf_counter() - start:.0f} s)", flush=True)
+        for batch in args.field_batches:
+            if (batch == 1 and n > args.max_one_job_n) or (batch > 1 and batch >= n):
+                continue  # hours of one-image jobs; or a single batch, idling a core
+            label = "one job per image and step" if batch == 1 else "batches"
+            row = measure_field(label, images, n, batch, args.cores, keep=args.keep)
+            print(row.format(), flush=True)
+            if batch == 1:
+                measured_one = row
+        if measured_one is not None and measured_one.n < n and 1 in args.field_batches:
+            scale = n / measured_one.n
+            row = FieldRow(
+                "one job per image: EXTRAPOLATED", n, 1, int(measured_one.jobs * scale),
+                measured_one.wall * scale, measured_one.inside * scale, args.cores,
+                f"linear from N={measured_one.n} (a lower bound)",
+            )  # fmt: skip
+            print(row.format(), flush=True)
+    if args.slurm:
+        n, batch = args.slurm_size, args.slurm_batch
+        images = cache / f"slurm{n}"
+        write_small_images(images, n, args.groups)
+        extra = ["--profile", str(REPO / "profiles" / "slurm")]
+        label = "SLURM (profiles/slurm), batches"
+        row = measure_field(label, images, n, batch, 2, extra, keep=args.keep)
+        print(row.format(), flush=True)
+    shutil.rmtree(cache, ignore_errors=True)
+    print(
+        "inside = summed aperflow.timing lines of the job logs + the inventory job; "
+        "overhead = wall - inside / cores; % = overhead / wall"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000], help="N values")
@@ -194,7 +410,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--batch", type=int, default=50, help="outputs per batched job")
     parser.add_argument("--work-ms", type=float, default=0.0, help="sleep per output (ms)")
+    parser.add_argument("--field", action="store_true", help="the real field workflow")
+    parser.add_argument("--field-sizes", type=int, nargs="+", default=[200, 5000])
+    parser.add_argument("--field-batches", type=int, nargs="+", default=[1, 250, 500])
+    parser.add_argument("--max-one-job-n", type=int, default=500, help="largest N for B = 1")
+    parser.add_argument("--groups", type=int, default=2, help="detector/filter groups (<= 8)")
+    parser.add_argument("--slurm-size", type=int, default=5000, help="N of the SLURM field run")
+    parser.add_argument("--slurm-batch", type=int, default=500, help="B of the SLURM field run")
+    parser.add_argument("--keep", type=Path, help="keep the field runs' directories here")
     args = parser.parse_args(argv)
+    if args.field:
+        field_benchmark(args)
+        return
 
     sizes = args.sizes + ([5000] if args.big and 5000 not in args.sizes else [])
     print(
