@@ -25,6 +25,7 @@ from aperflow.batches import (
     batch_mem_mb,
     batch_members,
     batch_runtime,
+    file_workers,
     image_threads,
     image_workers,
     member_log,
@@ -221,11 +222,17 @@ def test_a_batch_catches_what_a_one_image_job_lets_fail(tmp_path, demo_dir):
     assert "Traceback" in text
 
 
-def test_threads_follow_the_image_file_size_and_the_config_only():
+def test_threads_follow_the_image_file_size_and_the_config_only(tmp_path):
     assert image_threads({}) == 2 and image_threads({"execution": {"image_threads": 3}}) == 3
     assert image_workers([0.3, 31.9], 2) == 1  # small images: one thread
     assert image_workers([0.3, 32.0], 2) == 2  # the largest member decides
     assert image_workers([], 4) == 1
+    big, small = tmp_path / "big.fits", tmp_path / "small.fits"
+    for path, size in ((big, 32_000_000), (small, 31_999_999)):
+        with path.open("wb") as f:
+            f.truncate(size)  # sparse files: the size without the bytes
+    assert file_workers(big, 3) == 3 and file_workers(small, 3) == 1
+    assert file_workers(tmp_path / "missing.fits", 3) == 1 and file_workers(tmp_path, 3) == 1
 
 
 def test_a_member_on_threads_measures_what_one_thread_does(tmp_path, demo_dir, monkeypatch):

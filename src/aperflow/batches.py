@@ -32,6 +32,7 @@ __all__ = [
     "batch_runtime",
     "batch_size",
     "file_size_mb",
+    "file_workers",
     "image_threads",
     "image_workers",
     "image_list_path",
@@ -80,6 +81,13 @@ def image_workers(sizes_mb: Iterable[float], threads: int) -> int:
 def file_size_mb(path: str | Path) -> float:
     """Size of a file in MB (1e6 bytes)."""
     return Path(path).stat().st_size / 1e6
+
+
+def file_workers(path: str | Path, threads: int) -> int:
+    """:func:`image_workers` of one image file; 1 when it does not exist (yet: a demo
+    image before it is made; or never: its step then reports the missing file)."""
+    path = Path(path)
+    return image_workers([file_size_mb(path)], threads) if path.is_file() else 1
 
 
 def rule_name(mode: str, dataset: str, index: int) -> str:

@@ -33,7 +33,7 @@ from aperflow.background import (
     read_background,
     write_background,
 )
-from aperflow.batches import file_size_mb, image_workers, member_log, timed
+from aperflow.batches import file_workers, member_log, timed
 from aperflow.detection import detect_image, find_sources
 from aperflow.images import Image, ImageError, open_image
 from aperflow.tables import read_table, write_table
@@ -133,8 +133,7 @@ def job_step(
 ) -> ImageStep:
     """The :class:`ImageStep` of a one-image job, with the workers of the image's file
     (:func:`aperflow.batches.image_workers` of ``threads``, ``execution.image_threads``)."""
-    workers = image_workers([file_size_mb(path)], threads) if Path(path).exists() else 1
-    return ImageStep(path, image_options, log, workers=workers)
+    return ImageStep(path, image_options, log, workers=file_workers(path, threads))
 
 
 def open_or_none(path: PathLike, image_options: Mapping) -> Image | None:
@@ -371,10 +370,7 @@ def run_field_member(
     the image's file, as its one-image jobs would.
     """
     m = member
-    try:
-        workers = image_workers([file_size_mb(m.path)], threads)
-    except OSError:
-        workers = 1  # the background step reports the missing file
+    workers = file_workers(m.path, threads)
     with _member_step(m, "background", image_options, workers) as step:
         image = step.image = open_or_none(m.path, image_options)
         field_background(step, m.background, options)

@@ -6,7 +6,7 @@ from aperflow.batches import (
     batch_mem_mb,
     batch_runtime,
     batch_size,
-    file_size_mb,
+    file_workers,
     image_list_path,
     image_threads,
     image_workers,
@@ -38,8 +38,7 @@ IMAGE_THREADS = image_threads(config)
 
 def get_image_threads(wildcards, input):
     """Threads of a per-image field job (1 until the image exists, e.g. the demo's)."""
-    path = Path(input.image)
-    return image_workers([file_size_mb(path)], IMAGE_THREADS) if path.exists() else 1
+    return file_workers(input.image, IMAGE_THREADS)
 
 
 def get_batch_threads(wildcards, input):

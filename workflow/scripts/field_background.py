@@ -11,4 +11,4 @@ preload(snakemake.rule)  # imports before the timed work
 params = snakemake.params
 step = job_step(snakemake.input.image, params.image_options, log, params.image_threads)
 with timed(snakemake.rule, snakemake.wildcards.image):
-    field_background(step, snakemake.output.fits, snakemake.params.options)
+    field_background(step, snakemake.output.fits, params.options)

@@ -12,6 +12,4 @@ preload(snakemake.rule)  # imports before the timed work
 params = snakemake.params
 step = job_step(snakemake.input.image, params.image_options, log, params.image_threads)
 with timed(snakemake.rule, snakemake.wildcards.image):
-    field_detect(
-        step, snakemake.input.background, snakemake.output.table, snakemake.params.options
-    )
+    field_detect(step, snakemake.input.background, snakemake.output.table, params.options)

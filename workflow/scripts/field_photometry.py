@@ -12,6 +12,4 @@ step = job_step(snakemake.input.image, params.image_options, log, params.image_t
 apcorr = snakemake.input.apcorr[0] if snakemake.input.apcorr else None
 out = snakemake.output
 with timed(snakemake.rule, snakemake.wildcards.image):
-    field_photometry(
-        step, snakemake.input.sources, apcorr, out.table, out.parquet, snakemake.params.options
-    )
+    field_photometry(step, snakemake.input.sources, apcorr, out.table, out.parquet, params.options)
