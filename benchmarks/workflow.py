@@ -28,8 +28,8 @@ into submissions (``group-components``).
 ``--field`` measures the REAL field workflow instead (issue 7's goal): N small simulated
 JWST-like images (128 x 128, MJy/sr with ERR/DQ/AREA and a TAN WCS, a few stars each, in
 ``--groups`` groups of NIRCam detector/filter), run with ``execution.batch_size`` B (1: one
-job per image and step, the default) by ``snakemake --cores C --scheduler greedy`` in a
-fresh directory, every target of the data set: per image background, sources, photometry
+job per image and step, the default) by ``snakemake --profile profiles/local --cores C``
+in a fresh directory, every target of the data set: per image background, sources, photometry
 (ECSV + Parquet) and the detections plot; per group the catalog and three plots. Printed:
 
 - ``wall s``: the run from start to exit (parse, DAG, the inventory, every job, the
@@ -327,10 +327,17 @@ FIELD_HEADER = (
 
 
 def measure_field(
-    label: str, images: Path, n: int, batch: int, cores: int, extra=(), keep: Path | None = None
+    label: str,
+    images: Path,
+    n: int,
+    batch: int,
+    cores: int,
+    profile: str = "local",
+    keep: Path | None = None,
 ) -> FieldRow:
-    """The field workflow on ``images`` with batch size ``batch`` in a fresh directory
-    (kept under ``keep``, with Snakemake's output in ``snakemake.log``, when given)."""
+    """The field workflow on ``images`` with batch size ``batch`` through
+    ``profiles/<profile>`` in a fresh directory (kept under ``keep``, with Snakemake's
+    output in ``snakemake.log``, when given)."""
     with tempfile.TemporaryDirectory(prefix="aperflow-field-") as tmp:
         workdir = Path(tmp) if keep is None else keep / f"field_{n}_{batch}_{label[:5]}"
         if keep is not None:
@@ -338,9 +345,11 @@ def measure_field(
         config = field_config(workdir, images, batch)
         cmd = [
             sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
-            "-d", str(workdir), "--configfile", str(config), "--cores", str(cores),
-            "--scheduler", "greedy", "all", *extra,
+            "-d", str(workdir), "--configfile", str(config),
+            "--profile", str(REPO / "profiles" / profile), "all",
         ]  # fmt: skip
+        if profile == "local":  # on SLURM, C is the node's CPUs; the profile sets the rest
+            cmd += ["--cores", str(cores)]
         start = time.perf_counter()
         proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=14400)
         wall = time.perf_counter() - start
@@ -357,7 +366,7 @@ def field_benchmark(args) -> None:
     cache = Path(tempfile.mkdtemp(prefix="aperflow-images-"))
     print(
         f"Field workflow on N small images (128x128, 5 stars, {args.groups} groups), "
-        f"--cores {args.cores}, greedy scheduler"
+        f"--cores {args.cores}, profiles/local"
     )
     print(FIELD_HEADER)
     print("|" + "|".join("-" * (len(c)) for c in FIELD_HEADER.split("|")[1:-1]) + "|")
@@ -387,9 +396,8 @@ def field_benchmark(args) -> None:
         n, batch = args.slurm_size, args.slurm_batch
         images = cache / f"slurm{n}"
         write_small_images(images, n, args.groups)
-        extra = ["--profile", str(REPO / "profiles" / "slurm")]
         label = "SLURM (profiles/slurm), batches"
-        row = measure_field(label, images, n, batch, 2, extra, keep=args.keep)
+        row = measure_field(label, images, n, batch, 2, "slurm", keep=args.keep)
         print(row.format(), flush=True)
     shutil.rmtree(cache, ignore_errors=True)
     print(
