@@ -4,6 +4,8 @@ truth (issue 3's done-when), and the real ground and MIRI files through the work
 from __future__ import annotations
 
 import glob
+import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -283,3 +285,37 @@ def test_detections_plot_of_every_image(demo_run):
         name = image.name.replace(".fits", "")
         plot = _output(demo_run, f"plots/field/{name}_detections.png")
         assert plot.stat().st_size > 20_000, plot
+
+
+KINDS = ("positions", "sky", "magerr")
+
+
+def test_one_panel_per_image_plots_take_only_their_first_images(demo_run, tmp_path):
+    """A group of 14 images: the positions and sky plots take (so rerun for) the first 12
+    by name, the catalog and the magnitude-error plot all 14 (dry run after the inventory)."""
+    source = sorted((demo_run / "resources" / "demo" / "field").glob("*_cal.fits"))[0]
+    images = tmp_path / "images"
+    images.mkdir()
+    names = [f"jw01234001001_01101_{k:05d}_nrcb1_cal" for k in range(14)]
+    for name in names:
+        shutil.copy(source, images / f"{name}.fits")
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text(
+        f"demo: {{activate: false}}\n"
+        f'datasets:\n  many: {{files: "{images}/*_cal.fits", mode: field}}\n'
+    )
+    run_snakemake(tmp_path, "--cores", "2", "results/inventory.ecsv")
+    (group,) = set(Table.read(tmp_path / "results" / "inventory.ecsv")["group"])
+    plots = tmp_path / "results" / "many" / "plots" / "field"
+    targets = [f"results/many/catalogs/{group}.ecsv"]
+    targets += [str((plots / f"{group}_{kind}.png").relative_to(tmp_path)) for kind in KINDS]
+    log = run_snakemake(tmp_path, "-n", "--cores", "2", *targets).stdout
+    inputs = {
+        rule: re.search(rf"^rule {rule}:\n    input: (.*)$", log, re.M).group(1).split(", ")
+        for rule in ("catalog", *(f"plot_field_{kind}" for kind in KINDS))
+    }
+    first = names[:12]
+    assert inputs["plot_field_positions"] == [f"results/many/photometry/{n}.ecsv" for n in first]
+    assert inputs["plot_field_sky"] == [f"results/many/background/{n}.fits" for n in first]
+    everyone = [f"results/many/photometry/{n}.ecsv" for n in names]
+    assert inputs["catalog"] == inputs["plot_field_magerr"] == everyone

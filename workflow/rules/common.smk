@@ -6,7 +6,6 @@ import os
 from snakemake.utils import validate
 
 from aperflow.datasets import ConfigError, canonical, check_duplicate_keys, resolve_datasets
-from aperflow.simulate import demo_outputs
 
 try:
     for _configfile in workflow.configfiles:
@@ -22,7 +21,11 @@ def demo_active():
 
 
 DEMO_DIR = config.get("demo", {}).get("outdir", "resources/demo")
-DEMO_OUTPUTS = [str(p) for p in demo_outputs(DEMO_DIR)] if demo_active() else []
+DEMO_OUTPUTS = []
+if demo_active():  # imported only when needed (astropy: ~1 s at every Snakemake start)
+    from aperflow.simulate import demo_outputs
+
+    DEMO_OUTPUTS = [str(p) for p in demo_outputs(DEMO_DIR)]
 
 try:
     DATASETS = resolve_datasets(config, expected=DEMO_OUTPUTS)

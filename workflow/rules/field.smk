@@ -122,7 +122,7 @@ rule plot_field_magerr:
 
 rule plot_field_positions:
     input:
-        tables=get_field_group_files("photometry"),
+        tables=get_field_group_files("photometry", first=MAX_PANELS),
     output:
         report(
             "results/{dataset}/plots/field/{group}_positions.png",
@@ -133,6 +133,7 @@ rule plot_field_positions:
     params:
         kind="positions",
         options=lambda wildcards: get_options(wildcards.dataset),
+        n_images=get_group_size,
     log:
         "logs/{dataset}/plot_field_positions/{group}.log",
     benchmark:
@@ -145,7 +146,7 @@ rule plot_field_positions:
 
 rule plot_field_sky:
     input:
-        backgrounds=get_field_group_files("background", "fits"),
+        backgrounds=get_field_group_files("background", "fits", MAX_PANELS),
     output:
         report(
             "results/{dataset}/plots/field/{group}_sky.png",
@@ -156,6 +157,7 @@ rule plot_field_sky:
     params:
         kind="sky",
         options=lambda wildcards: get_options(wildcards.dataset),
+        n_images=get_group_size,
     log:
         "logs/{dataset}/plot_field_sky/{group}.log",
     benchmark:

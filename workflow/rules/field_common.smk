@@ -65,14 +65,25 @@ def field_batch_files(dataset, images, stage, ext):
     return [f"results/{dataset}/{stage}/{image}.{ext}" for image in images]
 
 
-def get_field_group_files(stage, ext="ecsv"):
-    """Input function: the per-image ``stage`` outputs of a group's images."""
+# The one-panel-per-image group plots show the first MAX_PANELS images of a group (by name).
+MAX_PANELS = 12
+
+
+def get_field_group_files(stage, ext="ecsv", first=None):
+    """Input function: the per-image ``stage`` outputs of a group's images (the ``first``
+    of them by name, when given: what a plot of the first images reads, so that the
+    other images neither rerun it nor cost Snakemake a lookup each)."""
 
     def inner(wildcards):
-        images = get_group_images(wildcards.dataset, wildcards.group)
+        images = get_group_images(wildcards.dataset, wildcards.group)[:first]
         return [f"results/{wildcards.dataset}/{stage}/{image}.{ext}" for image in images]
 
     return inner
+
+
+def get_group_size(wildcards):
+    """Params function: the number of usable images of a group (in a plot's title)."""
+    return len(get_group_images(wildcards.dataset, wildcards.group))
 
 
 def get_field_targets(dataset):

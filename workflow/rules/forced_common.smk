@@ -11,9 +11,12 @@ from aperflow.batches import (
     plan_batches,
     rule_name,
 )
-from aperflow.forced import assign_bands, forced_options
 
 FORCED_DATASETS = datasets_of_mode("forced")
+# Imported only when needed: astropy's units and coordinates take ~1 s, paid by every
+# Snakemake start (twice per submission on SLURM).
+if FORCED_DATASETS:
+    from aperflow.forced import assign_bands, forced_options
 
 for _name in FORCED_DATASETS:
     _opts = get_options(_name)

@@ -2,8 +2,9 @@
 all vs kept sources per image, background maps).
 
 A group of a large program holds hundreds of images: the one-panel-per-image figures show
-the first MAX_PANELS of them (by name; the title says so), and the magnitude-error figure
-shows every image's sources as one series instead of one legend entry per image."""
+the first 12 of them (by name, the only ones the rules pass in; the title says so),
+and the magnitude-error figure shows every image's sources as one series instead of one
+legend entry per image."""
 
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from aperflow.photometry import radius_label
 from aperflow.plots.field import plot_mag_error, plot_positions, plot_sky_maps
 from aperflow.tables import read_table
 
-MAX_PANELS = 12
+MAX_SERIES = 12  # more images than this: one series in the magnitude-error plot
 
 log = job_logger(snakemake.log, snakemake.rule)
 kind = snakemake.params.kind
@@ -26,10 +27,11 @@ label = (snakemake.params.options.get("catalog") or {}).get("plot_radius")
 label = radius_label(label) if isinstance(label, int | float) else label
 out = snakemake.output[0]
 paths = snakemake.input.backgrounds if kind == "sky" else snakemake.input.tables
-title = group
-if kind != "magerr" and len(paths) > MAX_PANELS:
-    title = f"{group}: the first {MAX_PANELS} of {len(paths)} images"
-    paths = paths[:MAX_PANELS]
+# The one-panel-per-image plots get only their first images (field_common.smk).
+n_images = snakemake.params.get("n_images", len(paths))
+title = (
+    group if n_images == len(paths) else f"{group}: the first {len(paths)} of {n_images} images"
+)
 with timed(snakemake.rule, group):
     if kind == "sky":
         backgrounds = [read_background(p) for p in paths]
@@ -38,7 +40,7 @@ with timed(snakemake.rule, group):
         tables = [read_table(p) for p in paths]
         names = [Path(p).stem for p in paths]
         measured = [t for t in tables if len(t)]
-        if kind == "magerr" and len(tables) > MAX_PANELS and measured:
+        if kind == "magerr" and len(tables) > MAX_SERIES and measured:
             tables = [vstack(measured, metadata_conflicts="silent")]
             names = [f"{len(measured)} images"]
         plot = plot_mag_error if kind == "magerr" else plot_positions
