@@ -146,7 +146,7 @@ rule plot_field_positions:
 
 rule plot_field_sky:
     input:
-        backgrounds=get_field_group_files("background", "fits", MAX_PANELS),
+        backgrounds=get_field_group_files("background", "fits", first=MAX_PANELS),
     output:
         report(
             "results/{dataset}/plots/field/{group}_sky.png",
