@@ -183,14 +183,24 @@ def in_job_seconds(workdir: Path) -> float:
     return sum(t1 - t0 for t0, t1 in spans)
 
 
-def run(args: list[str], workdir: Path, timeout: float) -> float:
-    """Run snakemake with ``args`` in ``workdir``; return the wall time in seconds."""
-    cmd = [sys.executable, "-m", "snakemake", "-s", "Snakefile", "-d", str(workdir), *args]
+def run(
+    args: list[str],
+    workdir: Path,
+    timeout: float,
+    snakefile: Path | str = "Snakefile",
+    log: Path | None = None,
+) -> float:
+    """Run snakemake with ``args`` in ``workdir``; return the wall time in seconds.
+    Snakemake's output (stdout + stderr) goes to ``log`` when given, failed or not."""
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(snakefile), "-d", str(workdir), *args]
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout)
     wall = time.perf_counter() - start
+    output = proc.stdout + proc.stderr
+    if log is not None:
+        log.write_text(output)
     if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{output[-3000:]}")
     return wall
 
 
@@ -343,20 +353,11 @@ def measure_field(
         if keep is not None:
             shutil.rmtree(workdir, ignore_errors=True)
         config = field_config(workdir, images, batch)
-        cmd = [
-            sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
-            "-d", str(workdir), "--configfile", str(config),
-            "--profile", str(REPO / "profiles" / profile), "all",
-        ]  # fmt: skip
+        args = ["--configfile", str(config), "--profile", str(REPO / "profiles" / profile)]
         if profile == "local":  # on SLURM, C is the node's CPUs; the profile sets the rest
-            cmd += ["--cores", str(cores)]
-        start = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=14400)
-        wall = time.perf_counter() - start
-        if keep is not None:
-            (workdir / "snakemake.log").write_text(proc.stdout + proc.stderr)
-        if proc.returncode != 0:
-            raise RuntimeError(f"{' '.join(cmd)} failed:\n{(proc.stdout + proc.stderr)[-3000:]}")
+            args += ["--cores", str(cores)]
+        log = workdir / "snakemake.log" if keep is not None else None
+        wall = run([*args, "all"], workdir, 14400, REPO / "Snakefile", log)
         jobs = len(list((workdir / "logs" / "benchmarks").rglob("*.tsv")))
         return FieldRow(label, n, batch, jobs, wall, inside_seconds(workdir), cores)
 
