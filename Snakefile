@@ -22,6 +22,7 @@ include: "workflow/rules/resources.smk"
 
 rule all:
     input:
+        BATCH_TARGETS,
         get_final_output,
     default_target: True
 

@@ -291,8 +291,9 @@ KINDS = ("positions", "sky", "magerr")
 
 
 def test_one_panel_per_image_plots_take_only_their_first_images(demo_run, tmp_path):
-    """A group of 14 images: the positions and sky plots take (so rerun for) the first 12
-    by name, the catalog and the magnitude-error plot all 14 (dry run after the inventory)."""
+    """A group of 14 images (one batch): the positions and sky plots take (so rerun for) the
+    first 12 by name and say so in their title; the catalog reads all 14 tables, and the
+    magnitude-error plot all 14 Parquet tables, as one series (more than MAX_SERIES)."""
     source = sorted((demo_run / "resources" / "demo" / "field").glob("*_cal.fits"))[0]
     images = tmp_path / "images"
     images.mkdir()
@@ -301,7 +302,7 @@ def test_one_panel_per_image_plots_take_only_their_first_images(demo_run, tmp_pa
         shutil.copy(source, images / f"{name}.fits")
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "config.yaml").write_text(
-        f"demo: {{activate: false}}\n"
+        f"demo: {{activate: false}}\nexecution: {{batch_size: 14}}\n"
         f'datasets:\n  many: {{files: "{images}/*_cal.fits", mode: field}}\n'
     )
     run_snakemake(tmp_path, "--cores", "2", "results/inventory.ecsv")
@@ -317,5 +318,15 @@ def test_one_panel_per_image_plots_take_only_their_first_images(demo_run, tmp_pa
     first = names[:12]
     assert inputs["plot_field_positions"] == [f"results/many/photometry/{n}.ecsv" for n in first]
     assert inputs["plot_field_sky"] == [f"results/many/background/{n}.fits" for n in first]
-    everyone = [f"results/many/photometry/{n}.ecsv" for n in names]
-    assert inputs["catalog"] == inputs["plot_field_magerr"] == everyone
+    assert inputs["catalog"] == [f"results/many/photometry/{n}.ecsv" for n in names]
+    assert inputs["plot_field_magerr"] == [f"results/many/photometry/{n}.parquet" for n in names]
+
+    run_snakemake(tmp_path, "--cores", "2", *targets)
+    logs = tmp_path / "logs" / "many"
+    for kind in ("positions", "sky"):
+        text = (logs / f"plot_field_{kind}" / f"{group}.log").read_text()
+        assert f"{kind} plot of 12 images written: {group}: the first 12 of 14 images" in text
+    text = (logs / "plot_field_magerr" / f"{group}.log").read_text()
+    n_stars = len(Table.read(tmp_path / "results" / "many" / "photometry" / f"{names[0]}.ecsv"))
+    assert f"one series of the sources of {14 if n_stars else 0} images" in text
+    assert f"magerr plot of 14 images written: {group}\n" in text

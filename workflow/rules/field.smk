@@ -99,7 +99,8 @@ rule catalog:
 
 rule plot_field_magerr:
     input:
-        tables=get_field_group_files("photometry"),
+        # Parquet: the script reads a few columns of each (field_plots.py).
+        tables=get_field_group_files("photometry", "parquet"),
     output:
         report(
             "results/{dataset}/plots/field/{group}_magerr.png",

@@ -1,7 +1,5 @@
-# Input functions and targets of the standard rules (standard.smk).
-
-wildcard_constraints:
-    subarray=r"[^/]+",
+# Input functions and targets of the standard rules (standard.smk). Their `subarray`
+# wildcard is constrained in common.smk.
 
 
 def get_standard_subarrays(dataset):
