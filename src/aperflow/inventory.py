@@ -18,7 +18,6 @@ from astropy.io import fits
 from astropy.table import Table
 
 from aperflow.images import ImageError, _find_science_hdu, _merged_header, read_meta
-from aperflow.parallel import ordered_map
 
 __all__ = ["COLUMNS", "build_inventory", "inspect_file", "usable"]
 
@@ -92,7 +91,14 @@ def build_inventory(datasets: Mapping, workers: int = 1) -> Table:
 
 def _inspect_all(paths: list[str], workers: int) -> list[dict]:
     """:func:`inspect_file` of every path, in order, on ``workers`` forked processes."""
-    return ordered_map(inspect_file, paths, workers)
+    if workers <= 1 or len(paths) < 100 * workers:
+        return [inspect_file(path) for path in paths]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(int(workers), mp_context=context) as pool:
+        return list(pool.map(inspect_file, paths, chunksize=max(1, len(paths) // (8 * workers))))
 
 
 _FLOATS = {"exptime", "mjd_start", "mjd_end"}

@@ -20,13 +20,11 @@ from astropy.io import fits
 from astropy.table import Table
 
 from aperflow.ecsv import write_ecsv
-from aperflow.parallel import ordered_map
 
 __all__ = [
     "atomic_path",
     "provenance",
     "read_table",
-    "read_tables",
     "stack_parquet_columns",
     "write_fits",
     "write_table",
@@ -99,15 +97,6 @@ def read_table(path: str | Path) -> Table:
     path = str(path)
     fmt = "parquet" if path.endswith(".parquet") else "ascii.ecsv"
     return Table.read(path, format=fmt)
-
-
-def read_tables(paths: Sequence[str | Path], workers: int = 1) -> list[Table]:
-    """:func:`read_table` of every path, in order, on ``workers`` forked processes.
-
-    For the thousands of small per-image tables of a large group: astropy's parsing of each
-    file's metadata (~20 ms) holds the GIL, so processes, not threads.
-    """
-    return ordered_map(read_table, [str(p) for p in paths], workers)
 
 
 def write_fits(hdus: fits.HDUList, path: str | Path) -> None:

@@ -87,9 +87,6 @@ rule catalog:
         regions="results/{dataset}/catalogs/{group}.reg",
     params:
         options=lambda wildcards: get_options(wildcards.dataset),
-    # Tables read on forked processes (aperflow.tables.read_tables): a group of thousands of
-    # images is read in half the time, and the last group's catalog is what a run waits for.
-    threads: 2
     log:
         "logs/{dataset}/catalog/{group}.log",
     benchmark:

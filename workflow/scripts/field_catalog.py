@@ -8,14 +8,14 @@ import numpy as np
 from aperflow.batches import timed
 from aperflow.catalog import merge_catalogs, write_regions
 from aperflow.logs import job_logger
-from aperflow.tables import read_tables, write_table
+from aperflow.tables import read_table, write_table
 
 log = job_logger(snakemake.log, snakemake.rule)
 cat_opts = dict(snakemake.params.options.get("catalog") or {})
 region_radius = cat_opts.pop("region_radius_arcsec", 0.2)
 cat_opts.pop("plot_radius", None)
 with timed(snakemake.rule, snakemake.wildcards.group):
-    tables = read_tables(snakemake.input.tables, snakemake.threads)
+    tables = [read_table(p) for p in snakemake.input.tables]
     names = [Path(p).stem for p in snakemake.input.tables]
     catalog = merge_catalogs(tables, names, **cat_opts)
     catalog.meta["group"] = snakemake.wildcards.group
