@@ -9,6 +9,7 @@ compare it with the shared default run (``demo_run``) byte for byte.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import re
 import shutil
@@ -28,6 +29,7 @@ from aperflow.batches import (
     file_workers,
     image_threads,
     image_workers,
+    listed_sizes_mb,
     member_log,
     plan_batches,
     read_timings,
@@ -424,3 +426,17 @@ def test_dry_run_has_one_job_per_batch(demo_run, tmp_path):
     # The group steps are the same jobs either way.
     for rule in ("catalog", "forced_filter", "forced_catalog", "plot_field_sky"):
         assert one[rule] == batched[rule]
+
+
+def test_listed_sizes_follow_the_list_file(tmp_path):
+    """The sizes are cached per list and modification time: a rewritten list (as a changed
+    image makes Snakemake rewrite it) gives the sizes of its files now."""
+    a, b, listed = tmp_path / "a.fits", tmp_path / "b.fits", tmp_path / "list.txt"
+    a.write_bytes(b"x" * 2_000_000)
+    b.write_bytes(b"x" * 500_000)
+    listed.write_text(f"{a}\n{b}\n")
+    assert listed_sizes_mb(listed) == [2.0, 0.5] == listed_sizes_mb(listed)
+    a.write_bytes(b"x" * 3_000_000)
+    listed.write_text(f"{b}\n{a}\n")
+    os.utime(listed, ns=(listed.stat().st_atime_ns, listed.stat().st_mtime_ns + 10**9))
+    assert listed_sizes_mb(listed) == [0.5, 3.0]

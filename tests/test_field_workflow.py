@@ -327,6 +327,6 @@ def test_one_panel_per_image_plots_take_only_their_first_images(demo_run, tmp_pa
         text = (logs / f"plot_field_{kind}" / f"{group}.log").read_text()
         assert f"{kind} plot of 12 images written: {group}: the first 12 of 14 images" in text
     text = (logs / "plot_field_magerr" / f"{group}.log").read_text()
-    n_stars = len(Table.read(tmp_path / "results" / "many" / "photometry" / f"{names[0]}.ecsv"))
-    assert f"one series of the sources of {14 if n_stars else 0} images" in text
+    assert len(Table.read(tmp_path / "results" / "many" / "photometry" / f"{names[0]}.ecsv"))
+    assert "one series of the sources of 14 images" in text
     assert f"magerr plot of 14 images written: {group}\n" in text

@@ -36,7 +36,7 @@ def test_stacked_columns_equal_astropy_stacked_tables(tmp_path):
     tables = [_photometry(7, 0), _photometry(0, 1), Table({"id": []}), _photometry(5, 3)]
     paths = _write(tmp_path, tables)
     got = stack_parquet_columns(paths, COLUMNS)
-    measured = [read_table(p) for p in paths if "mag_r3" in read_table(p).colnames]
+    measured = [t for t in map(read_table, paths) if "mag_r3" in t.colnames]
     expected = vstack([t[COLUMNS] for t in measured], metadata_conflicts="silent")
     assert got.colnames == [*COLUMNS, "image"]
     for name in COLUMNS:

@@ -14,6 +14,7 @@ the others their outputs.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import math
@@ -162,8 +163,19 @@ def read_image_list(image_list: str | Path) -> list[str]:
 
 
 def listed_sizes_mb(image_list: str | Path) -> list[float]:
-    """Sizes (MB) of the files named in an image list (:func:`image_list_path`)."""
-    return [file_size_mb(p) for p in read_image_list(image_list)]
+    """Sizes (MB) of the files named in an image list (:func:`image_list_path`).
+
+    Cached per list file and modification time: Snakemake asks up to three times per batch
+    job (its threads, memory and runtime), a ``stat`` of every image each time. A changed
+    image rewrites its list (the list rule's input), so the cache never serves old sizes.
+    """
+    path = Path(image_list)
+    return list(_listed_sizes_mb(str(path.resolve()), path.stat().st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=256)
+def _listed_sizes_mb(path: str, mtime_ns: int) -> tuple[float, ...]:
+    return tuple(file_size_mb(p) for p in read_image_list(path))
 
 
 def batch_members(image_list: str | Path, outputs: Sequence[str]) -> list[tuple[int, str, str]]:

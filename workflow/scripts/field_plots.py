@@ -14,23 +14,10 @@ from aperflow.batches import timed
 from aperflow.datasets import image_id
 from aperflow.logs import job_logger
 from aperflow.photometry import radius_label
-from aperflow.plots.field import plot_mag_error, plot_positions, plot_sky_maps
-from aperflow.tables import read_table, stack_parquet_columns
+from aperflow.plots.field import one_series, plot_mag_error, plot_positions, plot_sky_maps
+from aperflow.tables import read_table
 
 MAX_SERIES = 12  # more images than this: one series in the magnitude-error plot
-
-
-def one_series(paths, label):
-    """Every image's sources as one table with the magnitude-error plot's columns, and the
-    metadata of the first image with photometry (None when no image has any)."""
-    ref = next((t for t in map(read_table, paths) if t.meta.get("radii_labels")), None)
-    if ref is None:
-        return None
-    labels = ref.meta["radii_labels"]
-    lab = label if label in labels else labels[0]
-    table = stack_parquet_columns(paths, [f"mag_{lab}", f"mag_err_{lab}", f"flags_{lab}"])
-    table.meta.update(ref.meta)
-    return table
 
 
 log = job_logger(snakemake.log, snakemake.rule)

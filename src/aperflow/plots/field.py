@@ -8,7 +8,7 @@ import numpy as np
 from aperflow import flags as F
 from aperflow.plots.style import figure, save_figure, zscale_limits
 
-__all__ = ["kept_mask", "plot_mag_error", "plot_positions", "plot_sky_maps"]
+__all__ = ["kept_mask", "one_series", "plot_mag_error", "plot_positions", "plot_sky_maps"]
 
 
 def _label(table, label: str | None) -> str:
@@ -39,6 +39,25 @@ def _panels(n: int, height: float):
     for ax in axes.ravel()[n:]:
         ax.set_visible(False)
     return fig, axes.ravel()[:n]
+
+
+def one_series(paths, label: str | None = None):
+    """Every image's sources as one table for :func:`plot_mag_error`, from Parquet files.
+
+    Only the plotted radius's ``mag``, ``mag_err`` and ``flags`` columns of each file are
+    read (:func:`aperflow.tables.stack_parquet_columns`: seconds for thousands of images),
+    with the metadata of the first image that has photometry; ``image`` is each row's
+    index in ``paths``. None when no image has photometry.
+    """
+    from aperflow.tables import read_table, stack_parquet_columns
+
+    ref = next((t for t in map(read_table, paths) if t.meta.get("radii_labels")), None)
+    if ref is None:
+        return None
+    lab = _label(ref, label)
+    table = stack_parquet_columns(paths, [f"mag_{lab}", f"mag_err_{lab}", f"flags_{lab}"])
+    table.meta.update(ref.meta)
+    return table
 
 
 def plot_mag_error(tables, names, path, title: str = "", label: str | None = None) -> None:
