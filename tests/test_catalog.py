@@ -157,3 +157,61 @@ def test_min_images_and_unknown_flags():
     assert np.all(cat["n_images"] == 3)
     with pytest.raises(ValueError, match="unknown flag"):
         merge_catalogs(tables, exclude_flags=["BLURRY"])
+
+
+def test_catalog_of_parquet_files_equals_that_of_the_tables_read_by_astropy(tmp_path):
+    """merge_catalog_files (fast metadata + stacked columns) gives merge_catalogs' catalog
+    of the same files read by astropy: values, dtypes, units, metadata; with aperture-
+    corrected totals, a failed image and a dither of another calibration (left out)."""
+    from aperflow.catalog import merge_catalog_files
+    from aperflow.tables import read_table, write_table
+
+    tables, *_ = _dither_tables(n_star=80, n_img=4)
+    for t in tables:
+        for label in ("r2", "r3"):
+            t[f"flux_total_{label}"] = 1.1 * t[f"flux_{label}"]
+            t[f"flux_total_err_{label}"] = 1.1 * t[f"flux_err_{label}"]
+            for name in (f"flux_{label}", f"flux_err_{label}", f"flux_total_{label}"):
+                t[name].unit = "Jy"
+        t.meta.update(flux_unit="Jy", magnitude_system="AB", calibration="MJy/sr x PIXAR_SR")
+    tables[2].meta.update(flux_unit="unknown", magnitude_system="instrumental")
+    tables.append(Table(meta={"error": "cannot open"}))
+    names = [f"img{k}" for k in range(len(tables))]
+    paths = []
+    for name, table in zip(names, tables, strict=True):
+        paths.append(tmp_path / f"{name}.parquet")
+        write_table(table, tmp_path / f"{name}.ecsv", paths[-1])
+    expected = merge_catalogs([read_table(p) for p in paths], names, min_images=1)
+    got = merge_catalog_files(paths, names, min_images=1)
+    assert got.colnames == expected.colnames and "flux_total_r3" in got.colnames
+    for name in got.colnames:
+        assert got[name].dtype == expected[name].dtype and got[name].unit == expected[name].unit
+        np.testing.assert_array_equal(np.asarray(got[name]), np.asarray(expected[name]))
+    assert got.meta == expected.meta and got.meta["flux_unit"] == "Jy"
+    assert got.meta["images"] == ["img0", "img1", "img3", "img4"]
+    assert got.meta["left_out"][0].startswith("img2: fluxes in 'unknown'")
+    assert got["flux_r3"].unit == "Jy" and len(got) > 60
+
+
+def test_a_star_in_a_few_of_many_images():
+    """400 images, each with a star of its own, and one star in images 0, 200 and 399: the
+    stars' detections side by side (not a stars x images matrix) give the right means."""
+    tables = []
+    for k in range(400):
+        t = Table()
+        t["ra"] = [10.0 + k / 3600]  # 1" apart
+        t["dec"] = [DEC0]
+        t["x"] = t["y"] = [float(k)]
+        t["flux_r3"], t["flux_err_r3"], t["flags_r3"] = [1.0 + k], [0.1], [np.int32(0)]
+        if k in (0, 200, 399):
+            t.add_row([10.5, DEC0 + 0.01, 0.0, 0.0, 5.0 + k / 1000, 0.2 + k / 1000, 0])
+        t.meta["radii_labels"] = ["r3"]
+        tables.append(t)
+    cat = merge_catalogs(tables)
+    assert len(cat) == 401 and sorted(set(cat["n_images"])) == [1, 3]
+    star = cat[cat["n_images"] == 3][0]
+    ref = weighted_mean([5.0, 5.2, 5.399], [0.2, 0.4, 0.599])
+    assert star["flux_r3"] == pytest.approx(float(ref.mean), rel=1e-12)
+    assert star["chi2_r3"] == pytest.approx(float(ref.chi2), rel=1e-9)
+    single = cat[cat["n_images"] == 1]
+    np.testing.assert_allclose(np.sort(single["flux_r3"]), 1.0 + np.arange(400))

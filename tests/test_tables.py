@@ -1,11 +1,12 @@
-"""aperflow.tables.stack_parquet_columns: the columns astropy would read, stacked."""
+"""aperflow.tables' fast Parquet reading: stack_parquet_columns (the columns astropy would
+read, stacked) and read_parquet_header (the metadata and units astropy would read)."""
 
 from __future__ import annotations
 
 import numpy as np
 from astropy.table import Table, vstack
 
-from aperflow.tables import read_table, stack_parquet_columns, write_table
+from aperflow.tables import read_parquet_header, read_table, stack_parquet_columns, write_table
 
 COLUMNS = ["mag_r3", "mag_err_r3", "flags_r3"]
 
@@ -58,3 +59,35 @@ def test_a_file_lacking_a_column_gives_nan_or_zero(tmp_path):
 def test_no_file_with_the_columns_gives_an_empty_table(tmp_path):
     got = stack_parquet_columns(_write(tmp_path, [Table({"id": [1, 2]})]), COLUMNS)
     assert len(got) == 0 and got.colnames == [*COLUMNS, "image"]
+
+
+def test_parquet_header_equals_astropys_metadata_and_units(tmp_path):
+    """Metadata (with a nested ordered mapping and a list) and units as astropy reads them."""
+    table = _photometry(4, 0)
+    table.meta["software"] = {"aperflow": "0.1", "numpy": "2"}
+    table.meta["radii_px"] = [3.0]
+    table.meta["flags"] = {1: "MASKED", 2: "SATURATED"}
+    table["flux_r3"] = np.arange(4.0)
+    table["flux_r3"].unit = "MJy / sr"
+    (path,) = _write(tmp_path, [table])
+    header = read_parquet_header(path)
+    astropy_table = read_table(path)
+    assert header.meta == astropy_table.meta and header.meta["flags"][2] == "SATURATED"
+    assert header.colnames == astropy_table.colnames
+    assert header.units() == {
+        c: (None if astropy_table[c].unit is None else astropy_table[c].unit.to_string())
+        for c in astropy_table.colnames
+    }
+    assert header.units()["flux_r3"] == "MJy / sr" and header.units()["other"] is None
+
+
+def test_parquet_header_with_astropy_objects_in_the_metadata(tmp_path):
+    """Astropy's YAML tags (a quantity here) fall back to astropy's own reading."""
+    from astropy import units as u
+
+    table = _photometry(2, 0)
+    table.meta["exposure"] = 3.5 * u.s
+    (path,) = _write(tmp_path, [table])
+    assert read_parquet_header(path).meta["exposure"] == 3.5 * u.s
+    bare = _write(tmp_path / "bare", [Table({"id": [1]})])[0]
+    assert read_parquet_header(bare).meta == {} and read_parquet_header(bare).colnames == ["id"]

@@ -25,13 +25,23 @@ and non-positive measurements unbiased). Aperture-corrected totals get the same.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+from astropy import units as u
 from astropy.table import Table
 
 from aperflow import flags as F
 
-__all__ = ["DEFAULT_EXCLUDE_FLAGS", "match_detections", "merge_catalogs", "write_regions"]
+__all__ = [
+    "DEFAULT_EXCLUDE_FLAGS",
+    "match_detections",
+    "merge_catalog_files",
+    "merge_catalogs",
+    "write_regions",
+]
 
 log = logging.getLogger("aperflow.catalog")
 
@@ -125,16 +135,77 @@ def match_detections(
     return star.astype(np.int64), rejected[stars].astype(np.int64)
 
 
-def _reference_table(tables) -> Table | None:
-    """The first table that has photometry columns (failed images give bare tables)."""
-    for t in tables:
-        if t.meta.get("radii_labels") or any(c.startswith("flux_err_r") for c in t.colnames):
-            return t
-    return None
+@dataclass(frozen=True)
+class _Images:
+    """What merging needs of the per-image tables of a group: each one's metadata, column
+    names and units, and their columns stacked on demand (from memory or Parquet files)."""
+
+    metas: list[Mapping]
+    colnames: list[list[str]]
+    #: units(k): the units of image k's columns (a unit, a string or None each).
+    units: Callable[[int], Mapping[str, object]]
+    #: stack(images, columns): the columns of those images concatenated in that order,
+    #: NaN (0 in an integer column) where an image lacks one, and ``image``: the position
+    #: in ``images`` of each row's image.
+    stack: Callable[[list[int], list[str]], dict[str, np.ndarray]]
+
+    @classmethod
+    def from_tables(cls, tables: Sequence[Table]) -> _Images:
+        def stack(images, columns):
+            parts = [tables[i] for i in images]
+            out = {name: _concatenate(parts, name) for name in columns}
+            out["image"] = np.repeat(np.arange(len(parts)), [len(t) for t in parts])
+            return out
+
+        return cls(
+            metas=[t.meta for t in tables],
+            colnames=[list(t.colnames) for t in tables],
+            units=lambda k: {c: tables[k][c].unit for c in tables[k].colnames},
+            stack=stack,
+        )
+
+    @classmethod
+    def from_parquet(cls, paths: Sequence[str | Path]) -> _Images:
+        from aperflow.tables import read_parquet_header, stack_parquet_columns
+
+        paths = [str(p) for p in paths]
+        headers = [read_parquet_header(p) for p in paths]
+
+        def stack(images, columns):
+            table = stack_parquet_columns([paths[i] for i in images], columns)
+            return {name: np.asarray(table[name]) for name in [*columns, "image"]}
+
+        return cls(
+            metas=[h.meta for h in headers],
+            colnames=[h.colnames for h in headers],
+            units=lambda k: headers[k].units(),
+            stack=stack,
+        )
+
+    def has_photometry(self, k: int) -> bool:
+        """Whether image ``k`` has photometry columns (a failed image's table has not)."""
+        return bool(self.metas[k].get("radii_labels")) or any(
+            c.startswith("flux_err_r") for c in self.colnames[k]
+        )
 
 
-def _same_calibration(tables, names):
-    """Keep the tables whose fluxes share one unit and magnitude system.
+def _concatenate(tables: Sequence[Table], name: str) -> np.ndarray:
+    """Column ``name`` of ``tables`` end to end; NaN (0 in an integer column) where a
+    table lacks it, as :func:`aperflow.tables.stack_parquet_columns` fills."""
+    dtype = next((t[name].dtype for t in tables if name in t.colnames), np.dtype(float))
+    fill = 0 if dtype.kind in "iub" else np.nan
+    parts = [np.asarray(t[name]) if name in t.colnames else np.full(len(t), fill) for t in tables]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype)
+
+
+def _reference(images: _Images, kept: Sequence[int]) -> int | None:
+    """The first of the ``kept`` images that has photometry columns."""
+    return next((k for k in kept if images.has_photometry(k)), None)
+
+
+def _same_calibration(images: _Images, names: list[str]) -> tuple[list[int], list[str]]:
+    """The images whose fluxes share one unit and magnitude system, and why the others
+    were left out.
 
     A dither with another calibration (e.g. its BUNIT is missing, so its fluxes are
     uncalibrated pixel sums while the others are in Jy) cannot be averaged with the
@@ -142,43 +213,43 @@ def _same_calibration(tables, names):
     most images, calibrated before instrumental, then the first.
     """
     keys = [
-        (str(t.meta.get("flux_unit")), str(t.meta.get("magnitude_system")))
-        if t is _reference_table([t])
+        (str(meta.get("flux_unit")), str(meta.get("magnitude_system")))
+        if images.has_photometry(k)
         else None
-        for t in tables
+        for k, meta in enumerate(images.metas)
     ]
     found = [k for k in keys if k is not None]
     if len(set(found)) <= 1:
-        return tables, names, []
+        return list(range(len(keys))), []
     best = max(
         dict.fromkeys(found),
         key=lambda k: (found.count(k), k[1] != "instrumental", -found.index(k)),
     )
-    kept, kept_names, left_out = [], [], []
-    for table, name, key in zip(tables, names, keys, strict=True):
+    kept, left_out = [], []
+    for k, (name, key) in enumerate(zip(names, keys, strict=True)):
         if key is None or key == best:
-            kept.append(table)
-            kept_names.append(name)
+            kept.append(k)
             continue
         why = (
             f"{name}: fluxes in {key[0]!r} ({key[1]} magnitudes) while the group's are in "
             f"{best[0]!r} ({best[1]}): left out of the catalog"
         )
-        note = table.meta.get("calibration")
+        note = images.metas[k].get("calibration")
         log.warning("%s%s", why, f" [{note}]" if note else "")
         left_out.append(why)
-    return kept, kept_names, left_out
+    return kept, left_out
 
 
-def _radius_labels(tables) -> list[str]:
-    ref = _reference_table(tables)
+def _radius_labels(images: _Images, kept: Sequence[int], ref: int | None) -> list[str]:
     if ref is None:
         return []
-    labels = ref.meta.get("radii_labels")
+    labels = images.metas[ref].get("radii_labels")
     if not labels:
-        labels = [c.removeprefix("flux_err_") for c in ref.colnames if c.startswith("flux_err_r")]
-    for t in tables:
-        other = t.meta.get("radii_labels")
+        labels = [
+            c.removeprefix("flux_err_") for c in images.colnames[ref] if c.startswith("flux_err_r")
+        ]
+    for k in kept:
+        other = images.metas[k].get("radii_labels")
         if other and list(other) != list(labels):
             log.warning(
                 "images of the group have different aperture radii (%s vs %s, e.g. radii in "
@@ -191,8 +262,8 @@ def _radius_labels(tables) -> list[str]:
 
 
 def merge_catalogs(
-    tables: list[Table],
-    names: list[str] | None = None,
+    tables: Sequence[Table],
+    names: Sequence[str] | None = None,
     *,
     match_radius_arcsec: float = 0.1,
     match_radius_px: float = 1.0,
@@ -203,12 +274,13 @@ def merge_catalogs(
 
     Parameters
     ----------
-    tables : list of astropy.table.Table
+    tables : sequence of astropy.table.Table
         Per-image tables of :func:`aperflow.photometry.measure_image` (same radii). A
         table whose flux unit or magnitude system differs from the group's (a dither
         without BUNIT among calibrated ones) is left out with a warning and named in
-        ``meta['left_out']``.
-    names : list of str, optional
+        ``meta['left_out']``. A table without photometry columns (a failed image) adds
+        no detections.
+    names : sequence of str, optional
         Image ids, for the metadata.
     match_radius_arcsec, match_radius_px : float
         Link radius on the sky, and in pixels for images without WCS.
@@ -225,48 +297,178 @@ def merge_catalogs(
         flux_total_err_R, mag_total_R, mag_total_err_R, rchi2_total_R`` with aperture
         corrections), sorted by ``mag`` of the first radius (bright first).
     """
-    from aperflow.aggregate import weighted_mean
-    from aperflow.calibration import magnitude, magnitude_error
+    return _merge(
+        _Images.from_tables(tables),
+        names,
+        match_radius_arcsec=match_radius_arcsec,
+        match_radius_px=match_radius_px,
+        exclude_flags=exclude_flags,
+        min_images=min_images,
+    )
+
+
+def merge_catalog_files(
+    paths: Sequence[str | Path],
+    names: Sequence[str] | None = None,
+    *,
+    match_radius_arcsec: float = 0.1,
+    match_radius_px: float = 1.0,
+    exclude_flags=DEFAULT_EXCLUDE_FLAGS,
+    min_images: int = 1,
+) -> Table:
+    """:func:`merge_catalogs` of per-image Parquet tables (of
+    :func:`aperflow.tables.write_table`), read fast.
+
+    The same catalog as ``merge_catalogs([read_table(p) for p in paths], ...)``, but
+    each file's metadata is read with :func:`aperflow.tables.read_parquet_header` and only
+    the columns the merge uses, all files at once with
+    :func:`aperflow.tables.stack_parquet_columns`: ~2 ms a file where astropy's reading
+    takes ~15 ms (half a minute more for a group of thousands of small images).
+
+    Parameters
+    ----------
+    paths : sequence of str or Path
+        The group's per-image Parquet tables.
+    names, match_radius_arcsec, match_radius_px, exclude_flags, min_images
+        As :func:`merge_catalogs`.
+
+    Returns
+    -------
+    astropy.table.Table
+        As :func:`merge_catalogs`.
+    """
+    return _merge(
+        _Images.from_parquet(paths),
+        names,
+        match_radius_arcsec=match_radius_arcsec,
+        match_radius_px=match_radius_px,
+        exclude_flags=exclude_flags,
+        min_images=min_images,
+    )
+
+
+def _merged_columns(images: _Images, ref: int | None, labels: Sequence[str]) -> list[str]:
+    """The columns the merge reads: positions, and per radius fluxes, errors and flags."""
+    if ref is None:
+        return []
+    wanted = ["ra", "dec", "x", "y"]
+    for label in labels:
+        for kind in ("", "total_"):
+            wanted += [f"flux_{kind}{label}", f"flux_{kind}err_{label}"]
+        wanted.append(f"flags_{label}")
+    return [c for c in wanted if c in images.colnames[ref]]
+
+
+def _merge(
+    images: _Images,
+    names: Sequence[str] | None,
+    *,
+    match_radius_arcsec: float,
+    match_radius_px: float,
+    exclude_flags,
+    min_images: int,
+) -> Table:
     from aperflow.tables import provenance
 
-    names = list(names) if names is not None else [str(i) for i in range(len(tables))]
-    tables, names, left_out = _same_calibration(list(tables), names)
-    labels = _radius_labels(tables)
+    names = list(names) if names is not None else [str(i) for i in range(len(images.metas))]
+    kept, left_out = _same_calibration(images, names)
+    ref = _reference(images, kept)
+    labels = _radius_labels(images, kept, ref)
     exclude = _flag_mask(exclude_flags)
-    sizes = [len(t) for t in tables]
-    image = np.repeat(np.arange(len(tables)), sizes)
+    # Only images with photometry columns add detections (a failed image has no rows).
+    measured = [k for k in kept if images.has_photometry(k)]
+    read = _merged_columns(images, ref, labels)
+    columns = images.stack(measured, read) if read else {"image": np.zeros(0, np.int64)}
+    # Each detection's image as its position among the kept images.
+    position = {k: j for j, k in enumerate(kept)}
+    in_kept = np.array([position[k] for k in measured], dtype=np.int64)
+    image = in_kept[columns.pop("image")] if len(in_kept) else np.zeros(0, np.int64)
 
     def column(name, fill=np.nan):
-        parts = [
-            np.asarray(t[name], float) if name in t.colnames else np.full(len(t), fill)
-            for t in tables
-        ]
-        return np.concatenate(parts) if parts else np.zeros(0)
+        if name in columns:
+            return np.asarray(columns[name], float)
+        return np.full(image.size, fill, float)
 
     ra, dec = column("ra"), column("dec")
     star, rejected = match_detections(
         ra, dec, image, match_radius_arcsec, column("x"), column("y"), match_radius_px
     )
-    n_star = int(star.max()) + 1 if star.size and star.max() >= 0 else 0
-    used = star >= 0
-    # rows[s, k]: index of star s's detection in image k, or -1
-    rows = np.full((n_star, len(tables)), -1, dtype=np.int64)
-    rows[star[used], image[used]] = np.flatnonzero(used)
+    rows = _rows_by_star(star, image)
+    metas = [images.metas[k] for k in kept]
+    out = _star_positions(ra, dec, rows, rejected)
+    zp = _common_zeropoint(metas)
+    unit = images.units(ref).get(f"flux_{labels[0]}") if ref is not None and labels else None
+    flux_unit = u.Unit(unit, parse_strict="silent") if unit is not None else None
+    _add_means(out, column, rows, labels, set(read), exclude, zp, flux_unit)
+    out = out[out["n_images"] >= int(min_images)]
+    if len(out) and labels:
+        order = np.argsort(np.nan_to_num(np.asarray(out[f"mag_{labels[0]}"]), nan=np.inf))
+        out = out[order]
+    out.add_column(np.arange(1, len(out) + 1, dtype=np.int64), name="id", index=0)
+    ref_meta = images.metas[ref] if ref is not None else {}
+    out.meta.update(
+        provenance(
+            images=[names[k] for k in kept],
+            match_radius_arcsec=float(match_radius_arcsec),
+            match_radius_px=float(match_radius_px),
+            exclude_flags=[F.FLAG_BITS[b][0] for b in F.FLAG_BITS if b & exclude],
+            min_images=int(min_images),
+            radii_labels=labels,
+            radii_px=ref_meta.get("radii_px"),
+            zeropoint=zp,
+            magnitude_system=ref_meta.get("magnitude_system"),
+            calibration=ref_meta.get("calibration"),
+            flux_unit=str(flux_unit) if flux_unit is not None else ref_meta.get("flux_unit"),
+            left_out=left_out,
+            mean="inverse-variance weighted mean flux (aperflow.aggregate.weighted_mean); "
+            "mag = magnitude of the mean flux",
+            n_detections=int(image.size),
+        )
+    )
+    return out
+
+
+def _rows_by_star(star: np.ndarray, image: np.ndarray) -> np.ndarray:
+    """``rows[s, j]``: the index of star ``s``'s ``j``-th detection (in image order), -1
+    past its last.
+
+    The matrix is as wide as the most images one star is in, not as the group's images:
+    a mosaic of thousands of images would otherwise give stars x images cells (gigabytes).
+    """
+    used = np.flatnonzero(star >= 0)
+    order = used[np.lexsort((image[used], star[used]))]
+    counts = np.bincount(star[order], minlength=int(star.max(initial=-1)) + 1)
+    slot = np.arange(order.size) - np.repeat(np.cumsum(counts) - counts, counts)
+    rows = np.full((counts.size, int(counts.max(initial=0))), -1, dtype=np.int64)
+    rows[star[order], slot] = order
+    return rows
+
+
+def _star_positions(ra, dec, rows, rejected) -> Table:
+    """``ra, dec`` (the mean unit vector of each star's detections), ``n_images``,
+    ``n_rejected``; ``rows`` as :func:`_rows_by_star`."""
     present = rows >= 0
-    out = Table()
-    n_images = present.sum(axis=1)
     pos = _unit_vectors(ra, dec)
-    mean = np.zeros((n_star, 3))
+    mean = np.zeros((rows.shape[0], 3))
     for k in range(3):
         mean[:, k] = np.where(present, np.take(pos[:, k], np.where(present, rows, 0)), 0).sum(1)
+    out = Table()
     out["ra"] = np.mod(np.rad2deg(np.arctan2(mean[:, 1], mean[:, 0])), 360.0)
     out["dec"] = np.rad2deg(np.arctan2(mean[:, 2], np.hypot(mean[:, 0], mean[:, 1])))
     out["ra"].unit = out["dec"].unit = "deg"
-    out["n_images"] = n_images
+    out["n_images"] = present.sum(axis=1)
     out["n_rejected"] = rejected
-    zp = _common_zeropoint(tables)
-    ref = _reference_table(tables)
-    flux_unit = ref["flux_" + labels[0]].unit if ref is not None and labels else None
+    return out
+
+
+def _add_means(out, column, rows, labels, read, exclude, zp, flux_unit) -> None:
+    """Per radius and kind (aperture, aperture-corrected ``total_``) in the ``read``
+    columns, the weighted mean flux of each star, its error, magnitude, chi-square and
+    flags (module docstring)."""
+    from aperflow.aggregate import weighted_mean
+    from aperflow.calibration import magnitude, magnitude_error
+
+    present = rows >= 0
 
     def gather(name, fill=np.nan):
         values = column(name, fill)
@@ -276,7 +478,7 @@ def merge_catalogs(
         flags = gather(f"flags_{label}", 0).astype(np.int64)
         bad = (flags & exclude) != 0
         for kind in ("", "total_"):
-            if ref is None or f"flux_{kind}{label}" not in ref.colnames:
+            if f"flux_{kind}{label}" not in read:
                 continue
             wm = weighted_mean(
                 gather(f"flux_{kind}{label}"),
@@ -295,46 +497,17 @@ def merge_catalogs(
                 out[f"chi2_{label}"] = wm.chi2
                 out[f"rchi2_{label}"] = wm.reduced_chi2
                 use = present & ~bad
-                any_use = use.any(axis=1)
                 out[f"flags_{label}"] = np.where(
-                    any_use,
+                    use.any(axis=1),
                     np.bitwise_or.reduce(np.where(use, flags, 0), axis=1),
                     np.bitwise_or.reduce(np.where(present, flags, 0), axis=1),
                 ).astype(np.int32)
             else:
                 out[f"rchi2_total_{label}"] = wm.reduced_chi2
-    keep = n_images >= int(min_images)
-    out = out[keep]
-    if len(out) and labels:
-        order = np.argsort(np.nan_to_num(np.asarray(out[f"mag_{labels[0]}"]), nan=np.inf))
-        out = out[order]
-    out.add_column(np.arange(1, len(out) + 1, dtype=np.int64), name="id", index=0)
-    out.meta.update(
-        provenance(
-            images=names,
-            match_radius_arcsec=float(match_radius_arcsec),
-            match_radius_px=float(match_radius_px),
-            exclude_flags=[F.FLAG_BITS[b][0] for b in F.FLAG_BITS if b & exclude],
-            min_images=int(min_images),
-            radii_labels=labels,
-            radii_px=ref.meta.get("radii_px") if ref is not None else None,
-            zeropoint=zp,
-            magnitude_system=ref.meta.get("magnitude_system") if ref is not None else None,
-            calibration=ref.meta.get("calibration") if ref is not None else None,
-            flux_unit=str(flux_unit)
-            if flux_unit is not None
-            else (ref.meta.get("flux_unit") if ref is not None else None),
-            left_out=left_out,
-            mean="inverse-variance weighted mean flux (aperflow.aggregate.weighted_mean); "
-            "mag = magnitude of the mean flux",
-            n_detections=int(sum(sizes)),
-        )
-    )
-    return out
 
 
-def _common_zeropoint(tables) -> float:
-    zps = [float(t.meta["zeropoint"]) for t in tables if "zeropoint" in t.meta]
+def _common_zeropoint(metas) -> float:
+    zps = [float(m["zeropoint"]) for m in metas if "zeropoint" in m]
     if not zps:
         return 0.0
     if np.ptp(zps) > 1e-6:

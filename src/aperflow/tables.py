@@ -13,9 +13,11 @@ import contextlib
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import yaml
 from astropy.io import fits
 from astropy.table import Table
 
@@ -23,7 +25,9 @@ from aperflow.ecsv import write_ecsv
 
 __all__ = [
     "atomic_path",
+    "ParquetHeader",
     "provenance",
+    "read_parquet_header",
     "read_table",
     "stack_parquet_columns",
     "write_fits",
@@ -154,3 +158,62 @@ def stack_parquet_columns(paths: Sequence[str | Path], columns: Sequence[str]) -
         out[name] = pc.fill_null(data[name], fill).to_numpy(zero_copy_only=False)
     out["image"] = pc.index_in(data["__filename"], value_set=pa.array(paths)).to_numpy()
     return out
+
+
+@dataclass(frozen=True)
+class ParquetHeader:
+    """What a Parquet table of :func:`write_table` says about itself, without its rows."""
+
+    #: The table's metadata, as ``read_table(path).meta``.
+    meta: dict
+    #: Column names, in order.
+    colnames: list[str]
+    #: The YAML header astropy wrote (columns and metadata).
+    yaml_text: bytes
+
+    def units(self) -> dict[str, str | None]:
+        """Each column's unit (a string as astropy wrote it), None when it has none."""
+        header = _load_yaml(self.yaml_text) if self.yaml_text else {}
+        units = {c["name"]: c.get("unit") for c in header.get("datatype") or ()}
+        return {name: units.get(name) for name in self.colnames}
+
+
+def read_parquet_header(path: str | Path) -> ParquetHeader:
+    """The metadata and column names of a Parquet table of :func:`write_table`, fast.
+
+    Astropy keeps them as YAML in the file's schema (``table_meta_yaml``: one entry per
+    column, then ``meta``) and parses all of it with its pure-Python loader (~9 ms a file,
+    most of the ~15 ms of reading a small per-image table). This parses only the ``meta``
+    part, with libyaml (~0.3 ms); :meth:`ParquetHeader.units` parses the columns' part.
+    Metadata holding astropy objects (a unit, a quantity) need astropy's loader: those
+    files get it.
+    """
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(str(path))
+    text = (schema.metadata or {}).get(b"table_meta_yaml") or b""
+    # The top-level key at the start of a line; the columns' entries are indented.
+    start = text.find(b"\nmeta:")
+    meta = (_load_yaml(text[start + 1 :]).get("meta") or {}) if start >= 0 else {}
+    return ParquetHeader(meta=dict(meta), colnames=list(schema.names), yaml_text=text)
+
+
+def _load_yaml(text: bytes) -> dict:
+    try:
+        return yaml.load(text, Loader=_MetaLoader)
+    except yaml.YAMLError:  # astropy tags: astropy's own reading
+        from astropy.table.meta import get_header_from_yaml
+
+        return get_header_from_yaml(text.decode("utf-8").splitlines())
+
+
+class _MetaLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """libyaml's safe loader (the pure-Python one without libyaml), reading ``!!omap`` as a
+    dict, as astropy does."""
+
+
+def _omap(loader, node) -> dict:
+    return {k: v for item in loader.construct_sequence(node, deep=True) for k, v in item.items()}
+
+
+_MetaLoader.add_constructor("tag:yaml.org,2002:omap", _omap)

@@ -80,7 +80,8 @@ rule photometry:
 
 rule catalog:
     input:
-        tables=get_field_group_files("photometry"),
+        # Parquet: read fast (field_catalog.py).
+        tables=get_field_group_files("photometry", "parquet"),
     output:
         table="results/{dataset}/catalogs/{group}.ecsv",
         parquet="results/{dataset}/catalogs/{group}.parquet",
