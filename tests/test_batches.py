@@ -426,6 +426,22 @@ def test_dry_run_has_one_job_per_batch(demo_run, tmp_path):
     # The group steps are the same jobs either way.
     for rule in ("catalog", "forced_filter", "forced_catalog", "plot_field_sky"):
         assert one[rule] == batched[rule]
+    # The batches and their lists go before the group steps (common.smk, priorities).
+    priorities = _priorities(proc.stdout + proc.stderr)
+    assert {p for r, p in priorities.items() if "_batch_" in r} == {1}
+    assert priorities["catalog"] == priorities["forced_catalog"] == 0
+
+
+def _priorities(log: str) -> dict[str, int]:
+    """Rule name -> the priority its jobs print in a dry run (0 when they print none)."""
+    priorities, rule = {}, None
+    for line in log.splitlines():
+        if m := re.match(r"^(?:local)?(?:rule|checkpoint) (\S+):$", line):
+            rule = m.group(1)
+            priorities.setdefault(rule, 0)
+        elif (m := re.match(r"^\s+priority: (\d+)$", line)) and rule is not None:
+            priorities[rule] = int(m.group(1))
+    return priorities
 
 
 def test_listed_sizes_follow_the_list_file(tmp_path):

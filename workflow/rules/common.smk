@@ -35,6 +35,16 @@ except ConfigError as exc:
 # Modes register a function dataset-name -> list of final targets here (field.smk, ...).
 MODE_TARGETS = {}
 
+# Scheduling order when more jobs are ready than cores (all other rules: 0). The inventory
+# first: every per-group step waits for it. Then the batch jobs (execution.batch_size > 1)
+# before any per-group step, so that the steps of a finished group fill the cores left
+# idle while the last batches run, instead of delaying a batch to the end. Among equal
+# priorities Snakemake's greedy scheduler starts the larger inputs first: the larger
+# batches (their image lists are longer), so the last batches are the shortest and the
+# cores finish together.
+PRIORITY_INVENTORY = 2
+PRIORITY_BATCH = 1
+
 
 # All global constraints here, before any rule: a later `wildcard_constraints:` block is
 # applied again to every rule already defined (~0.7 s per Snakemake start with 5000 batched

@@ -235,6 +235,7 @@ for _dataset, _batches in FIELD_BATCHES.items():
                 image_options=get_image_options(),
                 image_threads=IMAGE_THREADS,
             threads: get_batch_threads
+            priority: PRIORITY_BATCH  # common.smk
             resources:
                 # Members run one after the other: the largest image sets the memory.
                 mem_mb=lambda wildcards, input, attempt: batch_mem_mb(

@@ -170,6 +170,7 @@ for _dataset, _batches in FORCED_BATCHES.items():
                 dataset=_dataset,
                 options=get_options(_dataset),
                 image_options=get_image_options(),
+            priority: PRIORITY_BATCH  # common.smk
             resources:
                 # Members run one after the other: the largest image sets the memory.
                 mem_mb=lambda wildcards, input, attempt: batch_mem_mb(

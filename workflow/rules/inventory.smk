@@ -16,8 +16,11 @@ checkpoint inventory:
         datasets=canonical(
             {name: {"mode": ds.mode, "images": ds.images} for name, ds in DATASETS.items()}
         ),
-    # Headers read in parallel processes: every image step waits for the inventory.
-    threads: 4  # scaled down to the (local) cores there are
+    # Headers read in parallel processes (scaled down to the local cores there are): every
+    # one-image step waits for the inventory. Batches do not (resources.smk): there one
+    # process, so that the batches start on the other cores at once.
+    threads: lambda wildcards: 1 if FIELD_BATCHES or FORCED_BATCHES else 4
+    priority: PRIORITY_INVENTORY
     log:
         "logs/inventory.log",
     benchmark:

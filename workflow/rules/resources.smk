@@ -29,6 +29,7 @@ for _dataset, _batches in sorted({**FIELD_BATCHES, **FORCED_BATCHES}.items()):
                 [DATASETS[_dataset].images[image] for image in _images],
             output:
                 image_list_path(_dataset, _images[0]),
+            priority: PRIORITY_BATCH  # with its batch, before the group steps (common.smk)
             log:
                 f"logs/{_dataset}/batch_images/{_images[0]}.log",
             benchmark:
@@ -41,12 +42,14 @@ for _dataset, _batches in sorted({**FIELD_BATCHES, **FORCED_BATCHES}.items()):
 
 # Each SLURM job costs 5-12 s of start-up and a status poll (seconds to minutes) before
 # what needs it can start; these steps are cheaper than that (the field group plots read 12
-# images, or a few columns of each image's Parquet table), or (the archive query) need the
-# network that compute nodes often lack.
+# images, or a few columns of each image's Parquet table; the field catalog reads a few
+# columns of each, ~2 ms an image), or (the archive query) need the network that compute
+# nodes often lack.
 DEFAULT_LOCALRULES = [
     "demo_data",
     "inventory",
     "forced_archive",
+    "catalog",
     "plot_field_magerr",
     "plot_field_positions",
     "plot_field_sky",
