@@ -47,11 +47,15 @@ in a fresh directory, every target of the data set: per image background, source
 
 With ``--slurm`` the same run goes through ``profiles/slurm`` (a running SLURM:
 ``scripts/slurm/start.sh``); C is then the CPUs of the test node (2), where the batches run
-as one submission each and the inventory on the submitting machine.
+as one submission each and the inventory, catalogs and group plots on the submitting
+machine. ``--slurm-jobs J`` passes ``--jobs J``: with J a little above the batches the node
+runs at once, Snakemake holds the rest and submits the largest first (SLURM starts them in
+submission order); with the profile's 100 all go at once, in an order Snakemake leaves
+arbitrary.
 
     python benchmarks/workflow.py --field [--field-sizes 200 5000] [--field-batches 1 250 500]
                                   [--groups 2] [--cores 2] [--slurm] [--slurm-size 5000]
-                                  [--slurm-batch 500] [--keep DIR]
+                                  [--slurm-batch 500] [--slurm-jobs 3] [--keep DIR]
 
 Each (N, B) pair of the lists is run, but B = 1 only for N <= ``--max-one-job-n`` (one job
 per image costs ~1.5 s of start-up per job: 20,000 jobs would take hours) and B > 1 only
@@ -70,6 +74,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -344,6 +349,7 @@ def measure_field(
     cores: int,
     profile: str = "local",
     keep: Path | None = None,
+    extra: Sequence[str] = (),
 ) -> FieldRow:
     """The field workflow on ``images`` with batch size ``batch`` through
     ``profiles/<profile>`` in a fresh directory (kept under ``keep``, with Snakemake's
@@ -356,6 +362,7 @@ def measure_field(
         args = ["--configfile", str(config), "--profile", str(REPO / "profiles" / profile)]
         if profile == "local":  # on SLURM, C is the node's CPUs; the profile sets the rest
             args += ["--cores", str(cores)]
+        args += list(extra)
         log = workdir / "snakemake.log" if keep is not None else None
         wall = run([*args, "all"], workdir, 14400, REPO / "Snakefile", log)
         jobs = len(list((workdir / "logs" / "benchmarks").rglob("*.tsv")))
@@ -398,7 +405,9 @@ def field_benchmark(args) -> None:
         images = cache / f"slurm{n}"
         write_small_images(images, n, args.groups)
         label = "SLURM (profiles/slurm), batches"
-        row = measure_field(label, images, n, batch, 2, "slurm", keep=args.keep)
+        extra = ["--jobs", str(args.slurm_jobs)] if args.slurm_jobs else []
+        row = measure_field(label, images, n, batch, 2, "slurm", args.keep, extra)
+        row.note = f"--jobs {args.slurm_jobs}" if args.slurm_jobs else "jobs: 100 (profile)"
         print(row.format(), flush=True)
     shutil.rmtree(cache, ignore_errors=True)
     print(
@@ -426,6 +435,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--groups", type=int, default=2, help="detector/filter groups (<= 8)")
     parser.add_argument("--slurm-size", type=int, default=5000, help="N of the SLURM field run")
     parser.add_argument("--slurm-batch", type=int, default=500, help="B of the SLURM field run")
+    parser.add_argument(
+        "--slurm-jobs", type=int, help="--jobs of the SLURM field run (default: the profile's)"
+    )
     parser.add_argument("--keep", type=Path, help="keep the field runs' directories here")
     args = parser.parse_args(argv)
     if args.field:
