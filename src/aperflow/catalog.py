@@ -275,7 +275,8 @@ def merge_catalogs(
     Parameters
     ----------
     tables : sequence of astropy.table.Table
-        Per-image tables of :func:`aperflow.photometry.measure_image` (same radii). A
+        Per-image tables of :func:`aperflow.photometry.measure_image` (same radii; or,
+        from :func:`merge_catalog_files`, its Parquet files read on demand). A
         table whose flux unit or magnitude system differs from the group's (a dither
         without BUNIT among calibrated ones) is left out with a warning and named in
         ``meta['left_out']``. A table without photometry columns (a failed image) adds
@@ -297,79 +298,9 @@ def merge_catalogs(
         flux_total_err_R, mag_total_R, mag_total_err_R, rchi2_total_R`` with aperture
         corrections), sorted by ``mag`` of the first radius (bright first).
     """
-    return _merge(
-        _Images.from_tables(tables),
-        names,
-        match_radius_arcsec=match_radius_arcsec,
-        match_radius_px=match_radius_px,
-        exclude_flags=exclude_flags,
-        min_images=min_images,
-    )
-
-
-def merge_catalog_files(
-    paths: Sequence[str | Path],
-    names: Sequence[str] | None = None,
-    *,
-    match_radius_arcsec: float = 0.1,
-    match_radius_px: float = 1.0,
-    exclude_flags=DEFAULT_EXCLUDE_FLAGS,
-    min_images: int = 1,
-) -> Table:
-    """:func:`merge_catalogs` of per-image Parquet tables (of
-    :func:`aperflow.tables.write_table`), read fast.
-
-    The same catalog as ``merge_catalogs([read_table(p) for p in paths], ...)``, but
-    each file's metadata is read with :func:`aperflow.tables.read_parquet_header` and only
-    the columns the merge uses, all files at once with
-    :func:`aperflow.tables.stack_parquet_columns`: ~2 ms a file where astropy's reading
-    takes ~15 ms (half a minute more for a group of thousands of small images).
-
-    Parameters
-    ----------
-    paths : sequence of str or Path
-        The group's per-image Parquet tables.
-    names, match_radius_arcsec, match_radius_px, exclude_flags, min_images
-        As :func:`merge_catalogs`.
-
-    Returns
-    -------
-    astropy.table.Table
-        As :func:`merge_catalogs`.
-    """
-    return _merge(
-        _Images.from_parquet(paths),
-        names,
-        match_radius_arcsec=match_radius_arcsec,
-        match_radius_px=match_radius_px,
-        exclude_flags=exclude_flags,
-        min_images=min_images,
-    )
-
-
-def _merged_columns(images: _Images, ref: int | None, labels: Sequence[str]) -> list[str]:
-    """The columns the merge reads: positions, and per radius fluxes, errors and flags."""
-    if ref is None:
-        return []
-    wanted = ["ra", "dec", "x", "y"]
-    for label in labels:
-        for kind in ("", "total_"):
-            wanted += [f"flux_{kind}{label}", f"flux_{kind}err_{label}"]
-        wanted.append(f"flags_{label}")
-    return [c for c in wanted if c in images.colnames[ref]]
-
-
-def _merge(
-    images: _Images,
-    names: Sequence[str] | None,
-    *,
-    match_radius_arcsec: float,
-    match_radius_px: float,
-    exclude_flags,
-    min_images: int,
-) -> Table:
     from aperflow.tables import provenance
 
+    images = tables if isinstance(tables, _Images) else _Images.from_tables(tables)
     names = list(names) if names is not None else [str(i) for i in range(len(images.metas))]
     kept, left_out = _same_calibration(images, names)
     ref = _reference(images, kept)
@@ -426,6 +357,48 @@ def _merge(
         )
     )
     return out
+
+
+def merge_catalog_files(
+    paths: Sequence[str | Path], names: Sequence[str] | None = None, **options
+) -> Table:
+    """:func:`merge_catalogs` of per-image Parquet tables (of
+    :func:`aperflow.tables.write_table`), read fast.
+
+    The same catalog as ``merge_catalogs([read_table(p) for p in paths], ...)``, but
+    each file's metadata is read with :func:`aperflow.tables.read_parquet_header` and only
+    the columns the merge uses, all files at once with
+    :func:`aperflow.tables.stack_parquet_columns`: ~2 ms a file where astropy's reading
+    takes ~15 ms (half a minute more for a group of thousands of small images).
+
+    Parameters
+    ----------
+    paths : sequence of str or Path
+        The group's per-image Parquet tables.
+    names : sequence of str, optional
+        As :func:`merge_catalogs`.
+    **options
+        ``match_radius_arcsec``, ``match_radius_px``, ``exclude_flags``, ``min_images``
+        of :func:`merge_catalogs`.
+
+    Returns
+    -------
+    astropy.table.Table
+        As :func:`merge_catalogs`.
+    """
+    return merge_catalogs(_Images.from_parquet(paths), names, **options)
+
+
+def _merged_columns(images: _Images, ref: int | None, labels: Sequence[str]) -> list[str]:
+    """The columns the merge reads: positions, and per radius fluxes, errors and flags."""
+    if ref is None:
+        return []
+    wanted = ["ra", "dec", "x", "y"]
+    for label in labels:
+        for kind in ("", "total_"):
+            wanted += [f"flux_{kind}{label}", f"flux_{kind}err_{label}"]
+        wanted.append(f"flags_{label}")
+    return [c for c in wanted if c in images.colnames[ref]]
 
 
 def _rows_by_star(star: np.ndarray, image: np.ndarray) -> np.ndarray:

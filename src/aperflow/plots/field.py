@@ -46,12 +46,14 @@ def one_series(paths, label: str | None = None):
 
     Only the plotted radius's ``mag``, ``mag_err`` and ``flags`` columns of each file are
     read (:func:`aperflow.tables.stack_parquet_columns`: seconds for thousands of images),
-    with the metadata of the first image that has photometry; ``image`` is each row's
-    index in ``paths``. None when no image has photometry.
+    with the metadata of the first image that has photometry
+    (:func:`aperflow.tables.read_parquet_header`); ``image`` is each row's index in
+    ``paths``. None when no image has photometry.
     """
-    from aperflow.tables import read_table, stack_parquet_columns
+    from aperflow.tables import read_parquet_header, stack_parquet_columns
 
-    ref = next((t for t in map(read_table, paths) if t.meta.get("radii_labels")), None)
+    headers = map(read_parquet_header, paths)
+    ref = next((h for h in headers if h.meta.get("radii_labels")), None)
     if ref is None:
         return None
     lab = _label(ref, label)
