@@ -36,10 +36,14 @@ def _log_problems(logdir: Path) -> list[tuple]:
     for log in sorted(logdir.rglob("*.log")):
         dataset, stage, item = _where(log.relative_to(logdir).with_suffix("").parts)
         try:
-            lines = log.read_text(errors="replace").splitlines()
+            data = log.read_bytes()
         except OSError:
             continue
-        for line in lines:
+        # Most of the thousands of logs of a large run hold INFO lines only: skip those
+        # without decoding and splitting them (this runs at the end of every run).
+        if b"WARNING " not in data and b"ERROR " not in data:
+            continue
+        for line in data.decode(errors="replace").splitlines():
             match = _LINE.match(line)
             if match and not match.group(2).startswith("snakemake"):
                 rows.append((dataset, stage, item, match.group(1), match.group(3), str(log)))
