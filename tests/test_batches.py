@@ -23,6 +23,7 @@ from conftest import REPO, run_snakemake
 
 from aperflow.batches import (
     _boundary,
+    allowed_rules,
     batch_mem_mb,
     batch_members,
     batch_runtime,
@@ -430,6 +431,29 @@ def test_dry_run_has_one_job_per_batch(demo_run, tmp_path):
     priorities = _priorities(proc.stdout + proc.stderr)
     assert {p for r, p in priorities.items() if "_batch_" in r} == {1}
     assert priorities["catalog"] == priorities["forced_catalog"] == 0
+    # A cluster job's Snakemake defines only the batch rules it may run (common.smk).
+    everything = _rules(run_snakemake(workdir, "--list-rules").stdout)
+    batches = {r for r in everything if "_batch_" in r}
+    remote = _rules(
+        run_snakemake(
+            workdir, "--list-rules", "--mode", "remote", "--allowed-rules", "field_batch_demo_field_0"
+        ).stdout
+    )
+    assert {r for r in remote if "_batch_" in r} == {"field_batch_demo_field_0"} < batches
+    assert remote - batches == everything - batches
+
+
+def _rules(listing: str) -> set[str]:
+    """Rule names of ``snakemake --list-rules``."""
+    return {line.split()[0] for line in listing.splitlines() if line and not line[0].isspace()}
+
+
+def test_allowed_rules_are_read_from_a_snakemake_command_line():
+    job = ["snakemake", "--target-jobs", "a:", "--allowed-rules", "a", "b", "--cores", "1"]
+    assert allowed_rules(job) == {"a", "b"}
+    assert allowed_rules(["snakemake", "--allowed-rules=a"]) == {"a"}
+    assert allowed_rules(["snakemake", "--cores", "2"]) is None
+    assert allowed_rules(["snakemake", "--allowed-rules"]) is None
 
 
 def _priorities(log: str) -> dict[str, int]:

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = [
+    "allowed_rules",
     "batch_mem_mb",
     "batch_members",
     "batch_runtime",
@@ -89,6 +90,28 @@ def file_workers(path: str | Path, threads: int) -> int:
     image before it is made; or never: its step then reports the missing file)."""
     path = Path(path)
     return image_workers([file_size_mb(path)], threads) if path.is_file() else 1
+
+
+def allowed_rules(argv: Sequence[str]) -> frozenset[str] | None:
+    """The rule names after ``--allowed-rules`` in a Snakemake command line, or None.
+
+    A cluster job runs Snakemake again to run its job (twice under the SLURM plugin: in
+    the allocation and under ``srun``), with ``--allowed-rules`` naming the job's rules.
+    Each parse of a workflow with thousands of batched images costs ~0.7 s for the batch
+    rules alone; knowing the allowed rules, the workflow defines only the batch rules the
+    job runs (``workflow/rules/common.smk``). None (define every rule) when the option is
+    absent or empty.
+    """
+    names: list[str] = []
+    for k, arg in enumerate(argv):
+        if arg.startswith("--allowed-rules="):
+            names.append(arg.split("=", 1)[1])
+        elif arg == "--allowed-rules":
+            for value in argv[k + 1 :]:
+                if value.startswith("-"):
+                    break
+                names.append(value)
+    return frozenset(names) or None
 
 
 def rule_name(mode: str, dataset: str, index: int) -> str:

@@ -2,9 +2,11 @@
 # final targets. Every input function is a small get_* named for what it returns.
 import functools
 import os
+import sys
 
 from snakemake.utils import validate
 
+from aperflow.batches import allowed_rules
 from aperflow.datasets import ConfigError, canonical, check_duplicate_keys, resolve_datasets
 
 try:
@@ -44,6 +46,17 @@ MODE_TARGETS = {}
 # cores finish together.
 PRIORITY_INVENTORY = 2
 PRIORITY_BATCH = 1
+
+
+# A cluster job's Snakemake (remote mode) may run only the rules of its --allowed-rules:
+# the batch rules it does not run are not defined there (aperflow.batches.allowed_rules).
+REMOTE_RULES = allowed_rules(sys.argv) if workflow.remote_exec else None
+
+
+def defines_batch_rule(name):
+    """Whether this Snakemake defines batch rule (or image-list rule) ``name``: always,
+    except in a cluster job that may not run it."""
+    return REMOTE_RULES is None or name in REMOTE_RULES
 
 
 # All global constraints here, before any rule: a later `wildcard_constraints:` block is

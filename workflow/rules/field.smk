@@ -205,6 +205,8 @@ rule plot_field_detections:
 # and logs into the metadata of each of its outputs, which would grow as B^2 per batch.
 for _dataset, _batches in FIELD_BATCHES.items():
     for _index, _images in enumerate(_batches):
+        if not defines_batch_rule(rule_name("field", _dataset, _index)):
+            continue
 
         rule:
             name:

@@ -146,6 +146,8 @@ if any(forced_archive_active(name) for name in FORCED_DATASETS):
 # images come through a list file and their logs are not declared.
 for _dataset, _batches in FORCED_BATCHES.items():
     for _index, _images in enumerate(_batches):
+        if not defines_batch_rule(rule_name("forced", _dataset, _index)):
+            continue
 
         rule:
             name:

@@ -18,9 +18,12 @@ BATCH_LIST_RULES = []
 BATCH_TARGETS = []
 for _dataset, _batches in sorted({**FIELD_BATCHES, **FORCED_BATCHES}.items()):
     for _index, _images in enumerate(_batches):
-        _mode = DATASETS[_dataset].mode
-        BATCH_TARGETS.append(workflow.get_rule(rule_name(_mode, _dataset, _index)).output[0])
-        BATCH_LIST_RULES.append(f"{rule_name(_mode, _dataset, _index)}_images")
+        _batch = rule_name(DATASETS[_dataset].mode, _dataset, _index)
+        if defines_batch_rule(_batch):
+            BATCH_TARGETS.append(workflow.get_rule(_batch).output[0])
+        if not defines_batch_rule(f"{_batch}_images"):
+            continue
+        BATCH_LIST_RULES.append(f"{_batch}_images")
 
         rule:
             name:
