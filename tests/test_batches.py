@@ -436,7 +436,12 @@ def test_dry_run_has_one_job_per_batch(demo_run, tmp_path):
     batches = {r for r in everything if "_batch_" in r}
     remote = _rules(
         run_snakemake(
-            workdir, "--list-rules", "--mode", "remote", "--allowed-rules", "field_batch_demo_field_0"
+            workdir,
+            "--list-rules",
+            "--mode",
+            "remote",
+            "--allowed-rules",
+            "field_batch_demo_field_0",
         ).stdout
     )
     assert {r for r in remote if "_batch_" in r} == {"field_batch_demo_field_0"} < batches
