@@ -54,7 +54,7 @@ REMOTE_RULES = allowed_rules(sys.argv) if workflow.remote_exec else None
 
 
 def defines_batch_rule(name):
-    """Whether this Snakemake defines batch rule (or image-list rule) ``name``: always,
+    """Whether this Snakemake defines the batch or image-list job ``name``. Always true,
     except in a cluster job that may not run it."""
     return REMOTE_RULES is None or name in REMOTE_RULES
 
