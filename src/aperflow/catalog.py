@@ -198,11 +198,6 @@ def _concatenate(tables: Sequence[Table], name: str) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0, dtype)
 
 
-def _reference(images: _Images, kept: Sequence[int]) -> int | None:
-    """The first of the ``kept`` images that has photometry columns."""
-    return next((k for k in kept if images.has_photometry(k)), None)
-
-
 def _same_calibration(images: _Images, names: list[str]) -> tuple[list[int], list[str]]:
     """The images whose fluxes share one unit and magnitude system, and why the others
     were left out.
@@ -303,11 +298,12 @@ def merge_catalogs(
     images = tables if isinstance(tables, _Images) else _Images.from_tables(tables)
     names = list(names) if names is not None else [str(i) for i in range(len(images.metas))]
     kept, left_out = _same_calibration(images, names)
-    ref = _reference(images, kept)
+    # Only images with photometry columns add detections (a failed image has no rows);
+    # the first of them gives the radii, units and calibration metadata.
+    measured = [k for k in kept if images.has_photometry(k)]
+    ref = measured[0] if measured else None
     labels = _radius_labels(images, kept, ref)
     exclude = _flag_mask(exclude_flags)
-    # Only images with photometry columns add detections (a failed image has no rows).
-    measured = [k for k in kept if images.has_photometry(k)]
     read = _merged_columns(images, ref, labels)
     columns = images.stack(measured, read) if read else {"image": np.zeros(0, np.int64)}
     # Each detection's image as its position among the kept images.

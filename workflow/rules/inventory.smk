@@ -18,7 +18,8 @@ checkpoint inventory:
         ),
     # Headers read in parallel processes (scaled down to the local cores there are): every
     # one-image step waits for the inventory. Batches do not (resources.smk): there one
-    # process, so that the batches start on the other cores at once.
+    # process, so that the batches start on the other cores at once. (A lambda: the
+    # batches are planned in field_common.smk and forced_common.smk, included later.)
     threads: lambda wildcards: 1 if FIELD_BATCHES or FORCED_BATCHES else 4
     priority: PRIORITY_INVENTORY
     log:
