@@ -26,6 +26,7 @@ from aperflow.batches import (
     allowed_rules,
     batch_mem_mb,
     batch_members,
+    batch_nice,
     batch_runtime,
     file_workers,
     image_threads,
@@ -103,6 +104,23 @@ def test_rule_names_are_valid_and_resources_follow_the_largest_member():
     assert batch_mem_mb([10.0], attempt=2) == 2 * 1040
     assert batch_runtime([0.3] * 100) == 3 + 6  # 3 min + 100 x (3 s + 0.3 MB / 100 MB/min)
     assert batch_runtime([0.3] * 100, attempt=2) == 17  # ceil(2 x 8.3)
+
+
+def test_nice_orders_the_batches_longest_first_by_their_runtime_requests(tmp_path):
+    big, small = tmp_path / "big.fits", tmp_path / "small.fits"
+    with big.open("wb") as f:
+        f.truncate(300_000_000)  # 300 MB (sparse): 3 min of the request
+    with small.open("wb") as f:
+        f.truncate(1_000_000)
+    nice = batch_nice(
+        {
+            "big": [big],  # ceil(3 + 0.05 + 3) = 7 min
+            "many": [small] * 40,  # ceil(3 + 40 x 0.06) = 6
+            "not made yet": [tmp_path / "missing.fits"] * 2,  # ceil(3 + 2 x 0.05) = 4
+        }
+    )
+    assert nice == {"big": 0, "many": 1, "not made yet": 3}
+    assert batch_nice({}) == {}
 
 
 def test_batch_members_come_from_the_image_list_and_must_match_the_outputs(tmp_path):
@@ -289,9 +307,11 @@ BATCH_SIZE = 2
 CORRUPT = "jw01234001001_01101_00004_nrcb1_cal"
 
 
-def _batch_config(workdir: Path, size: int, corrupt: bool) -> None:
+def _batch_config(workdir: Path, size: int, corrupt: bool, slurm_extra: str = "") -> None:
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     config["execution"]["batch_size"] = size
+    if slurm_extra:
+        config["execution"]["slurm_extra"] = slurm_extra
     if corrupt:
         field = config["datasets"]["demo_field"]
         field["files"] = [field["files"], "extra/*_cal.fits"]
@@ -401,7 +421,7 @@ def test_dry_run_has_one_job_per_batch(demo_run, tmp_path):
     shutil.copy2(demo_run / "results" / "inventory.ecsv", workdir / "results")
     counts = {}
     for size in (1, BATCH_SIZE):
-        _batch_config(workdir, size, corrupt=False)
+        _batch_config(workdir, size, corrupt=False, slurm_extra="--mail-type=NONE")
         proc = run_snakemake(workdir, "-n", "--cores", "2", *_targets(demo_run)[1:])
         counts[size] = _jobs(proc.stdout + proc.stderr)
     one, batched = counts[1], counts[BATCH_SIZE]
@@ -428,9 +448,22 @@ def test_dry_run_has_one_job_per_batch(demo_run, tmp_path):
     for rule in ("catalog", "forced_filter", "forced_catalog", "plot_field_sky"):
         assert one[rule] == batched[rule]
     # The batches and their lists go before the group steps (common.smk, priorities).
-    priorities = _priorities(proc.stdout + proc.stderr)
-    assert {p for r, p in priorities.items() if "_batch_" in r} == {1}
-    assert priorities["catalog"] == priorities["forced_catalog"] == 0
+    priorities = _per_rule(proc.stdout + proc.stderr, r"priority: (\d+)", "0")
+    assert {p for r, p in priorities.items() if "_batch_" in r} == {"1"}
+    assert priorities["catalog"] == priorities["forced_catalog"] == "0"
+    # Each batch asks SLURM for its --nice (longest first), then execution.slurm_extra.
+    images = {
+        rule_name(mode, f"demo_{mode}", k): [
+            workdir / "resources/demo" / mode / f"{i}.fits" for i in batch
+        ]
+        for mode, ids in (("field", field), ("forced", forced))
+        for k, batch in enumerate(plan_batches(ids, BATCH_SIZE))
+    }
+    extra = _per_rule(proc.stdout + proc.stderr, r"resources: .*slurm_extra=([^,]+).*", "")
+    nice = batch_nice(images)
+    assert {r: extra[r] for r in nice} == {
+        r: f"--nice={n} --mail-type=NONE" for r, n in nice.items()
+    }
     # A cluster job's Snakemake defines only the batch rules it may run (common.smk).
     everything = _rules(run_snakemake(workdir, "--list-rules").stdout)
     batches = {r for r in everything if "_batch_" in r}
@@ -461,16 +494,17 @@ def test_allowed_rules_are_read_from_a_snakemake_command_line():
     assert allowed_rules(["snakemake", "--allowed-rules"]) is None
 
 
-def _priorities(log: str) -> dict[str, int]:
-    """Rule name -> the priority its jobs print in a dry run (0 when they print none)."""
-    priorities, rule = {}, None
+def _per_rule(log: str, pattern: str, default: str) -> dict[str, str]:
+    """Rule name -> what ``pattern``'s group matches in the job lines a dry run prints for
+    it (``default`` when none matches)."""
+    found, rule = {}, None
     for line in log.splitlines():
         if m := re.match(r"^(?:local)?(?:rule|checkpoint) (\S+):$", line):
             rule = m.group(1)
-            priorities.setdefault(rule, 0)
-        elif (m := re.match(r"^\s+priority: (\d+)$", line)) and rule is not None:
-            priorities[rule] = int(m.group(1))
-    return priorities
+            found.setdefault(rule, default)
+        elif (m := re.match(rf"^\s+{pattern}$", line)) and rule is not None:
+            found[rule] = m.group(1)
+    return found
 
 
 def test_listed_sizes_follow_the_list_file(tmp_path):

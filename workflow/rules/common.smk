@@ -6,7 +6,7 @@ import sys
 
 from snakemake.utils import validate
 
-from aperflow.batches import allowed_rules
+from aperflow.batches import allowed_rules, batch_nice, image_list_path
 from aperflow.datasets import ConfigError, canonical, check_duplicate_keys, resolve_datasets
 
 try:
@@ -57,6 +57,25 @@ def defines_batch_rule(name):
     """Whether this Snakemake defines the batch or image-list job ``name``. Always true,
     except in a cluster job that may not run it."""
     return REMOTE_RULES is None or name in REMOTE_RULES
+
+
+@functools.cache
+def batch_nice_by_list():
+    """SLURM ``--nice`` of every batch job (aperflow.batches.batch_nice), by its image list.
+    Evaluated at the first batch job's resources, once every batch is planned."""
+    batches = {
+        image_list_path(dataset, images[0]): [DATASETS[dataset].images[i] for i in images]
+        for dataset, planned in {**FIELD_BATCHES, **FORCED_BATCHES}.items()
+        for images in planned
+    }
+    return batch_nice(batches)
+
+
+def get_batch_slurm_extra(wildcards, input):
+    """Resource function: a batch job's extra sbatch options, its ``--nice`` (so that SLURM
+    starts the longest pending batch first) and then ``execution.slurm_extra``."""
+    extra = (config.get("execution") or {}).get("slurm_extra", "")
+    return f"--nice={batch_nice_by_list()[input.images]} {extra}".strip()
 
 
 # All global constraints here, before any rule: a later `wildcard_constraints:` block is

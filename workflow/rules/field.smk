@@ -251,6 +251,7 @@ for _dataset, _batches in FIELD_BATCHES.items():
                 runtime=lambda wildcards, input, attempt: batch_runtime(
                     listed_sizes_mb(input.images), attempt
                 ),
+                slurm_extra=get_batch_slurm_extra,  # its --nice: longest first (common.smk)
             log:
                 # Plus, undeclared, each image's step logs (aperflow.batches.member_log_path).
                 f"logs/{_dataset}/field_batch/{_images[0]}.log",
