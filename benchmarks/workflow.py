@@ -48,10 +48,8 @@ in a fresh directory, every target of the data set: per image background, source
 With ``--slurm`` the same run goes through ``profiles/slurm`` (a running SLURM:
 ``scripts/slurm/start.sh``); C is then the CPUs of the test node (2), where the batches run
 as one submission each and the inventory, catalogs and group plots on the submitting
-machine. ``--slurm-jobs J`` passes ``--jobs J``: with J a little above the batches the node
-runs at once, Snakemake holds the rest and submits the largest first (SLURM starts them in
-submission order); with the profile's 100 all go at once, in an order Snakemake leaves
-arbitrary.
+machine. ``--slurm-jobs J`` passes ``--jobs J`` (default: the profile's 100, all batches at
+once; SLURM then starts the longest pending first, by the ``--nice`` each batch asks for).
 
     python benchmarks/workflow.py --field [--field-sizes 200 5000] [--field-batches 1 250 500]
                                   [--groups 2] [--cores 2] [--slurm] [--slurm-size 5000]
