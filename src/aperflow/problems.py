@@ -18,7 +18,10 @@ from aperflow.tables import read_table, write_table
 
 __all__ = ["collect_problems", "write_problems"]
 
-_LINE = re.compile(r"^(WARNING|ERROR) (\S+): (.*)$")
+# Log levels that make a problem row; a log holding none of them is skipped unread.
+_LEVELS = ("WARNING", "ERROR")
+_LINE = re.compile(rf"^({'|'.join(_LEVELS)}) (\S+): (.*)$")
+_MARKERS = tuple(f"{level} ".encode() for level in _LEVELS)
 COLUMNS = ("dataset", "stage", "item", "level", "message", "source")
 
 
@@ -41,7 +44,7 @@ def _log_problems(logdir: Path) -> list[tuple]:
             continue
         # Most of the thousands of logs of a large run hold INFO lines only: skip those
         # without decoding and splitting them (this runs at the end of every run).
-        if b"WARNING " not in data and b"ERROR " not in data:
+        if not any(marker in data for marker in _MARKERS):
             continue
         for line in data.decode(errors="replace").splitlines():
             match = _LINE.match(line)

@@ -6,7 +6,7 @@ import sys
 
 from snakemake.utils import validate
 
-from aperflow.batches import allowed_rules, batch_nice, image_list_path
+from aperflow.batches import allowed_rules, batch_nice
 from aperflow.datasets import ConfigError, canonical, check_duplicate_keys, resolve_datasets
 
 try:
@@ -62,13 +62,9 @@ def defines_batch_rule(name):
 @functools.cache
 def batch_nice_by_list():
     """SLURM ``--nice`` of every batch job (aperflow.batches.batch_nice), by its image list.
-    Evaluated at the first batch job's resources, once every batch is planned."""
-    batches = {
-        image_list_path(dataset, images[0]): [DATASETS[dataset].images[i] for i in images]
-        for dataset, planned in {**FIELD_BATCHES, **FORCED_BATCHES}.items()
-        for images in planned
-    }
-    return batch_nice(batches)
+    Evaluated at the first batch job's resources, once every batch is planned
+    (BATCH_FILES, resources.smk)."""
+    return batch_nice(BATCH_FILES)
 
 
 def get_batch_slurm_extra(wildcards, input):

@@ -16,9 +16,14 @@ BATCH_LIST_RULES = []
 # member), so the batches start at once instead of after the inventory checkpoint, which
 # decides only the per-group steps. Under SLURM that is ~25 s less with both CPUs idle.
 BATCH_TARGETS = []
+# Each batch's image files by its image list (also what its --nice is computed from,
+# common.smk), for every batch even where only some are defined.
+BATCH_FILES = {}
 for _dataset, _batches in sorted({**FIELD_BATCHES, **FORCED_BATCHES}.items()):
     for _index, _images in enumerate(_batches):
         _batch = rule_name(DATASETS[_dataset].mode, _dataset, _index)
+        _list = image_list_path(_dataset, _images[0])
+        BATCH_FILES[_list] = [DATASETS[_dataset].images[image] for image in _images]
         if defines_batch_rule(_batch):
             BATCH_TARGETS.append(workflow.get_rule(_batch).output[0])
         if not defines_batch_rule(f"{_batch}_images"):
@@ -29,9 +34,9 @@ for _dataset, _batches in sorted({**FIELD_BATCHES, **FORCED_BATCHES}.items()):
             name:
                 BATCH_LIST_RULES[-1]
             input:
-                [DATASETS[_dataset].images[image] for image in _images],
+                BATCH_FILES[_list],
             output:
-                image_list_path(_dataset, _images[0]),
+                _list,
             priority: PRIORITY_BATCH  # with its batch, before the group steps (common.smk)
             log:
                 f"logs/{_dataset}/batch_images/{_images[0]}.log",
