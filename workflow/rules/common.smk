@@ -4,10 +4,12 @@ import functools
 import os
 import sys
 
+from snakemake.logging import logger
 from snakemake.utils import validate
 
 from aperflow.batches import allowed_rules, batch_nice
 from aperflow.datasets import ConfigError, canonical, check_duplicate_keys, resolve_datasets
+from aperflow.status_checks import SLURM_STATUS_WAIT, cap_slurm_status_wait
 
 try:
     for _configfile in workflow.configfiles:
@@ -46,6 +48,17 @@ MODE_TARGETS = {}
 # cores finish together.
 PRIORITY_INVENTORY = 2
 PRIORITY_BATCH = 1
+
+
+# The SLURM plugin's wait between status checks grows by 10 s a check while no job ends, up
+# to 180 s: the last batch of a run would be seen up to minutes late (aperflow.status_checks).
+# Only the submitting Snakemake checks; a cluster job's own Snakemake runs its job locally.
+SLURM_WAIT = (config.get("execution") or {}).get("slurm_status_wait", SLURM_STATUS_WAIT)
+if SLURM_WAIT and not workflow.remote_exec and cap_slurm_status_wait(SLURM_WAIT) is False:
+    logger.warning(
+        "execution.slurm_status_wait: this snakemake-executor-plugin-slurm has no "
+        "next_seconds_between_status_checks to cap; its own waits apply (up to 180 s)"
+    )
 
 
 # A cluster job's Snakemake (remote mode) may run only the rules of its --allowed-rules:
