@@ -19,6 +19,8 @@ from aperflow.photometry import (
     flux_error,
     image_pixels,
     measure_image,
+    radii_labels,
+    radius_label,
     resolve_annulus,
     resolve_radii,
 )
@@ -415,3 +417,12 @@ def test_options_with_aperture_corrections_on_a_demo_image(demo_dir, caplog):
         other = {"photometry": {"radii": [3.0], "annulus": [12, 18]}}
         t2 = measure_from_options(image, sources, other, apcorr_path)
     assert t2.meta["annulus_px"] == [12.0, 18.0] and "PSF-wing share" in caplog.text
+
+
+def test_radii_labels_from_metadata_else_from_the_error_columns():
+    assert [radius_label(r) for r in (3, 3.5, 9.654)] == ["r3", "r3.5", "r9.65"]
+    columns = ["id", "flux_r3", "flux_err_r3", "flux_err_r10.5", "flags_r3"]
+    # The metadata's order wins (a table written by measure_image has both).
+    assert radii_labels({"radii_labels": ["r10.5", "r3"]}, columns) == ["r10.5", "r3"]
+    assert radii_labels({}, columns) == ["r3", "r10.5"]
+    assert radii_labels({"radii_labels": []}, ["id", "error"]) == []  # a failed image's table

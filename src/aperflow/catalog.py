@@ -34,6 +34,7 @@ from astropy import units as u
 from astropy.table import Table
 
 from aperflow import flags as F
+from aperflow.photometry import radii_labels
 
 __all__ = [
     "DEFAULT_EXCLUDE_FLAGS",
@@ -184,9 +185,7 @@ class _Images:
 
     def has_photometry(self, k: int) -> bool:
         """Whether image ``k`` has photometry columns (a failed image's table has not)."""
-        return bool(self.metas[k].get("radii_labels")) or any(
-            c.startswith("flux_err_r") for c in self.colnames[k]
-        )
+        return bool(radii_labels(self.metas[k], self.colnames[k]))
 
 
 def _concatenate(tables: Sequence[Table], name: str) -> np.ndarray:
@@ -238,11 +237,7 @@ def _same_calibration(images: _Images, names: list[str]) -> tuple[list[int], lis
 def _radius_labels(images: _Images, kept: Sequence[int], ref: int | None) -> list[str]:
     if ref is None:
         return []
-    labels = images.metas[ref].get("radii_labels")
-    if not labels:
-        labels = [
-            c.removeprefix("flux_err_") for c in images.colnames[ref] if c.startswith("flux_err_r")
-        ]
+    labels = radii_labels(images.metas[ref], images.colnames[ref])
     for k in kept:
         other = images.metas[k].get("radii_labels")
         if other and list(other) != list(labels):
@@ -253,7 +248,7 @@ def _radius_labels(images: _Images, kept: Sequence[int], ref: int | None) -> lis
                 labels,
                 labels,
             )
-    return list(labels)
+    return labels
 
 
 def merge_catalogs(

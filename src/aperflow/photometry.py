@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,6 +72,7 @@ __all__ = [
     "load_field_apcorr",
     "measure_from_options",
     "measure_image",
+    "radii_labels",
     "radius_label",
     "resolve_annulus",
     "resolve_radii",
@@ -718,6 +720,18 @@ def _finish(
 def radius_label(radius_px: float) -> str:
     """Column suffix of a radius in pixels: ``r3.5``, ``r3``, ``r9.65`` (2 decimals)."""
     return f"r{round(float(radius_px), 2):g}"
+
+
+def radii_labels(meta: Mapping, colnames: Iterable[str]) -> list[str]:
+    """Radius labels (:func:`radius_label`) of a photometry table, in its order.
+
+    Its ``radii_labels`` metadata, else the suffixes of its ``flux_err_r*`` columns; none
+    for a failed image's table, which has no photometry columns.
+    """
+    labels = meta.get("radii_labels")
+    if labels:
+        return list(labels)
+    return [c.removeprefix("flux_err_") for c in colnames if c.startswith("flux_err_r")]
 
 
 def resolve_radii(

@@ -61,7 +61,7 @@ def cap_status_wait(executor_cls: type, seconds: float) -> bool:
     if not isinstance(uncapped, property) or uncapped.fset is None:
         return False
 
-    def set_capped(executor, value):
+    def set_capped(executor: object, value: float | None) -> None:
         uncapped.fset(executor, value if value is None else min(value, seconds))
 
     _UNCAPPED[executor_cls] = uncapped

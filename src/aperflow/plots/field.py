@@ -6,15 +6,14 @@ from __future__ import annotations
 import numpy as np
 
 from aperflow import flags as F
+from aperflow.photometry import radii_labels
 from aperflow.plots.style import figure, save_figure, zscale_limits
 
 __all__ = ["kept_mask", "one_series", "plot_mag_error", "plot_positions", "plot_sky_maps"]
 
 
 def _label(table, label: str | None) -> str:
-    labels = table.meta.get("radii_labels") or [
-        c.removeprefix("flux_err_") for c in table.colnames if c.startswith("flux_err_r")
-    ]
+    labels = radii_labels(table.meta, table.colnames)
     if label and label in labels:
         return label
     return labels[0] if labels else ""
