@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import inspect
+import subprocess
+import sys
 
 import pytest
+import yaml
+from conftest import REPO, snakemake_command
 
 from aperflow.status_checks import SLURM_PLUGIN, cap_status_wait
 
@@ -80,3 +84,39 @@ def test_the_installed_slurm_plugin_sets_its_wait_through_the_capped_property():
     executor = Executor.__new__(Executor)  # no workflow needed to set and read the wait
     executor.next_seconds_between_status_checks = 170
     assert executor.next_seconds_between_status_checks == 10
+
+
+# Parses the workflow in this process (a dry run, as the Snakemake that submits would), then
+# prints the wait its SLURM executor would keep after a check that asked for 170 s.
+_AFTER_PARSE = """
+import sys
+from snakemake.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit as exc:
+    assert not exc.code, exc.code
+import snakemake_executor_plugin_slurm as plugin
+executor = plugin.Executor.__new__(plugin.Executor)
+executor.next_seconds_between_status_checks = 170
+print("WAIT", executor.next_seconds_between_status_checks)
+"""
+
+
+@pytest.mark.parametrize(("wait", "kept"), [(None, 10), (25, 25), ("null", 170)])
+def test_the_workflow_caps_the_slurm_plugin_it_runs_with(tmp_path, wait, kept):
+    pytest.importorskip(SLURM_PLUGIN)
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["execution"].pop("slurm_status_wait", None)  # None: the default
+    if wait is not None:
+        config["execution"]["slurm_status_wait"] = None if wait == "null" else wait
+    configfile = tmp_path / "config.yaml"
+    configfile.write_text(yaml.safe_dump(config))
+    args = snakemake_command(tmp_path, configfile, "-n", "--quiet")[3:]  # after -m snakemake
+    proc = subprocess.run(
+        [sys.executable, "-c", _AFTER_PARSE, *args], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    waits = [
+        float(line.split()[1]) for line in proc.stdout.splitlines() if line.startswith("WAIT ")
+    ]
+    assert waits == [kept]

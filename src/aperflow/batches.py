@@ -86,11 +86,18 @@ def file_size_mb(path: str | Path) -> float:
     return Path(path).stat().st_size / 1e6
 
 
+def _size_mb_or_zero(path: str | Path) -> float:
+    """:func:`file_size_mb`, 0 for a file that does not exist (yet: a demo image before it
+    is made; or never: its step then reports the missing file). One ``stat``."""
+    try:
+        return file_size_mb(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return 0.0
+
+
 def file_workers(path: str | Path, threads: int) -> int:
-    """:func:`image_workers` of one image file; 1 when it does not exist (yet: a demo
-    image before it is made; or never: its step then reports the missing file)."""
-    path = Path(path)
-    return image_workers([file_size_mb(path)], threads) if path.is_file() else 1
+    """:func:`image_workers` of one image file; 1 when it does not exist."""
+    return image_workers([_size_mb_or_zero(path)], threads)
 
 
 def allowed_rules(argv: Sequence[str]) -> frozenset[str] | None:
@@ -274,8 +281,7 @@ def batch_nice(batches: Mapping[str, Sequence[str | Path]]) -> dict[str, int]:
         The ``--nice`` value of each key.
     """
     runtimes = {
-        key: batch_runtime([file_size_mb(p) if Path(p).is_file() else 0.0 for p in paths])
-        for key, paths in batches.items()
+        key: batch_runtime([_size_mb_or_zero(p) for p in paths]) for key, paths in batches.items()
     }
     longest = max(runtimes.values(), default=0)
     return {key: longest - minutes for key, minutes in runtimes.items()}

@@ -240,7 +240,7 @@ def _radius_labels(images: _Images, kept: Sequence[int], ref: int | None) -> lis
     labels = radii_labels(images.metas[ref], images.colnames[ref])
     for k in kept:
         other = images.metas[k].get("radii_labels")
-        if other and list(other) != list(labels):
+        if other and list(other) != labels:
             log.warning(
                 "images of the group have different aperture radii (%s vs %s, e.g. radii in "
                 "FWHM units with a FWHM measured per image); the catalog uses %s",

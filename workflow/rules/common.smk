@@ -17,6 +17,8 @@ try:
 except ConfigError as exc:
     raise WorkflowError(f"config error: {exc}") from None
 validate(config, schema="../schemas/config.schema.yaml", set_default=False)
+# The execution section (every key optional; the defaults are where each is read).
+EXECUTION = config.get("execution") or {}
 
 
 def demo_active():
@@ -53,7 +55,7 @@ PRIORITY_BATCH = 1
 # The SLURM plugin's wait between status checks grows by 10 s a check while no job ends, up
 # to 180 s: the last batch of a run would be seen up to minutes late (aperflow.status_checks).
 # Only the submitting Snakemake checks; a cluster job's own Snakemake runs its job locally.
-SLURM_WAIT = (config.get("execution") or {}).get("slurm_status_wait", SLURM_STATUS_WAIT)
+SLURM_WAIT = EXECUTION.get("slurm_status_wait", SLURM_STATUS_WAIT)
 if SLURM_WAIT and not workflow.remote_exec and cap_slurm_status_wait(SLURM_WAIT) is False:
     logger.warning(
         "execution.slurm_status_wait: this snakemake-executor-plugin-slurm has no "
@@ -83,7 +85,7 @@ def batch_nice_by_list():
 def get_batch_slurm_extra(wildcards, input):
     """Resource function: a batch job's extra sbatch options, its ``--nice`` (so that SLURM
     starts the longest pending batch first) and then ``execution.slurm_extra``."""
-    extra = (config.get("execution") or {}).get("slurm_extra", "")
+    extra = EXECUTION.get("slurm_extra", "")
     return f"--nice={batch_nice_by_list()[input.images]} {extra}".strip()
 
 

@@ -63,7 +63,7 @@ DEFAULT_LOCALRULES = [
     "plot_field_sky",
 ]
 LOCALRULES = sorted(
-    set((config.get("execution") or {}).get("localrules", DEFAULT_LOCALRULES))
+    set(EXECUTION.get("localrules", DEFAULT_LOCALRULES))
     & {rule.name for rule in workflow.rules}
 )
 
